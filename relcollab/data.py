@@ -1,0 +1,168 @@
+"""`RelevanceDataLoaders`: (query, document, score) rows -> batches of two padded token tensors and a target."""
+import numpy as np
+import pandas as pd
+import torch
+from fastai.data.block import DataBlock, TransformBlock
+from fastai.data.core import DataLoaders
+from fastai.data.transforms import ColSplitter, RandomSplitter, RegressionSetup, Transform
+from fastai.text.data import Numericalize, SortedDL
+from fastai.torch_core import display_df
+
+from .scores import ScaleScore, score_range_of
+from .text import TextTokenizer, build_vocab
+from .validation import check_triples
+
+__all__ = ['ReadTokens', 'PadPairs', 'RelevanceDL', 'RelevanceDataLoaders', 'pairs_frame']
+
+TOKENS_SUFFIX = '__tokens'  # cached tokens live in a column next to the raw text, in our own copy
+
+
+class ReadTokens(Transform):
+    "Reads the text in column `col` of a row as tokens (cached tokens when the row has them)."
+    def __init__(self, col: str, tokenizer: TextTokenizer):
+        super().__init__()
+        self.col, self.tokenizer = col, tokenizer
+
+    def encodes(self, row):
+        cached = row.get(self.col + TOKENS_SUFFIX) if hasattr(row, 'get') else None
+        return cached if cached is not None else self.tokenizer.tokenize_one(row[self.col])
+
+
+class PadPairs(Transform):
+    "Pads the query tokens and the document tokens of a batch separately, at the end."
+    def __init__(self, pad_idx: int = 1, n_texts: int = 2):
+        super().__init__()
+        self.pad_idx, self.n_texts = pad_idx, n_texts
+
+    def encodes(self, samples: list):
+        widths = [max(len(sample[i]) for sample in samples) for i in range(self.n_texts)]
+        return [tuple(self._pad(sample[i], widths[i]) for i in range(self.n_texts)) + tuple(sample[self.n_texts:])
+                for sample in samples]
+
+    def _pad(self, tokens, width):
+        return torch.cat([tokens, tokens.new_full((width - len(tokens),), self.pad_idx)])
+
+
+def doc_length(item) -> int:
+    "Sort key for batches of similar length: the document's token count."
+    return len(item[1])
+
+
+def _joined(tokens, pad_idx_token='xxpad', limit=None) -> str:
+    words = [t for t in tokens if t != pad_idx_token]
+    return ' '.join(words if limit is None else words[:limit])
+
+
+class RelevanceDL(SortedDL):
+    "A `SortedDL` that batches pairs by document length and shows query | document | score tables."
+    def show_batch(self, b=None, max_n=9, ctxs=None, show=True, max_doc_tokens=40, **kwargs):
+        if b is None: b = self.one_batch()
+        rows = [(_joined(q), _joined(d, limit=max_doc_tokens), *rest)
+                for q, d, *rest in self.decode_batch(b, max_n=max_n)]
+        return self._show_table(rows, ['query', 'document', 'score'], show)
+
+    def show_results(self, b, out, max_n=9, ctxs=None, show=True, max_doc_tokens=40, **kwargs):
+        truths = self.decode_batch(b, max_n=max_n)
+        preds = self.decode_batch((*b[:2], out), max_n=max_n)
+        rows = [(_joined(q), _joined(d, limit=max_doc_tokens), y, p) for (q, d, y), (_, _, p) in zip(truths, preds)]
+        return self._show_table(rows, ['query', 'document', 'score', 'predicted'], show)
+
+    @staticmethod
+    def _show_table(rows, columns, show):
+        table = pd.DataFrame([[_as_number(v) if i >= 2 else v for i, v in enumerate(r)] for r in rows],
+                             columns=columns[:len(rows[0])] if rows else columns)
+        if not show: return table
+        display_df(table)
+
+
+def _as_number(value):
+    return float(value) if np.ndim(value) == 0 else float(np.asarray(value).reshape(-1)[0])
+
+
+def pairs_frame(items, query_col='query', doc_col='doc') -> pd.DataFrame:
+    """Turns a DataFrame, one (query, doc) tuple or a list of them into a DataFrame of pairs.
+
+    >>> pairs_frame([('wings', 'a wing study')]).columns.tolist()
+    ['query', 'doc']
+    """
+    if isinstance(items, pd.DataFrame): return items
+    if isinstance(items, tuple) and len(items) == 2 and all(isinstance(t, str) for t in items): items = [items]
+    return pd.DataFrame(list(items), columns=[query_col, doc_col])
+
+
+class RelevanceDataLoaders(DataLoaders):
+    "Basic wrapper around `DataLoaders` for (query, document, score) data."
+    @property
+    def readers(self):
+        "The `ReadTokens` of the query and the document field."
+        return [tl.tfms.fs[0] for tl in self.valid_ds.tls[:2]]
+
+    @property
+    def query_col(self): return self.readers[0].col
+
+    @property
+    def doc_col(self): return self.readers[1].col
+
+    @property
+    def tokenizer(self): return self.readers[0].tokenizer
+
+    @property
+    def vocab(self): return self.valid_ds.tls[0].tfms.fs[1].vocab
+
+    @property
+    def score_scaler(self) -> ScaleScore:
+        return next(f for f in self.valid_ds.tls[2].tfms.fs if isinstance(f, ScaleScore))
+
+    def test_dl(self, test_items, rm_type_tfms=None, with_labels=False, **kwargs):
+        "A test `DataLoader` over a DataFrame of pairs, or (query, doc) tuples; texts are tokenized once each."
+        df = with_cached_tokens(pairs_frame(test_items, self.query_col, self.doc_col),
+                                [self.query_col, self.doc_col], self.tokenizer)
+        return super().test_dl(df, rm_type_tfms=rm_type_tfms, with_labels=with_labels, **kwargs)
+
+    @classmethod
+    def from_df(cls, df, query_col='query', doc_col='doc', score_col='score', vocab=None, valid_pct=0.2,
+                valid_col=None, bs=64, seed=None, score_range=None, max_tokens=512, path='.', **kwargs):
+        """Builds `DataLoaders` from a DataFrame of (query, document, score) rows.
+
+        Both texts are tokenized with fastai's rules and numericalized with one vocabulary (`vocab`,
+        normally the language model's `dls_lm.vocab`; built from these texts when None). Scores are
+        mapped to [0, 1] by `score_range` (lo, hi) or by the min and max of `df`'s scores.
+
+        >>> dls = RelevanceDataLoaders.from_df(df, 'query', 'doc', 'score', vocab=dls_lm.vocab)  # doctest: +SKIP
+        """
+        check_triples(df, query_col, doc_col, score_col, score_range=score_range)
+        tokenizer = TextTokenizer(max_tokens)
+        prepared = with_cached_tokens(df, [query_col, doc_col], tokenizer)
+        prepared[score_col] = pd.to_numeric(prepared[score_col]).astype('float32')
+        if vocab is None:
+            vocab = build_vocab(prepared[query_col + TOKENS_SUFFIX].tolist() + prepared[doc_col + TOKENS_SUFFIX].tolist())
+        lo, hi = score_range_of(prepared[score_col], score_range)
+        dblock = relevance_block(query_col, doc_col, score_col, vocab, tokenizer, (lo, hi), valid_pct, valid_col, seed)
+        dls = dblock.dataloaders(prepared, path=path, bs=bs, **kwargs)
+        return cls(*dls.loaders, path=dls.path, device=dls.device)
+
+
+def with_cached_tokens(df: pd.DataFrame, cols, tokenizer: TextTokenizer) -> pd.DataFrame:
+    "A copy of `df` with each text column's tokens cached beside it (the caller's frame is not touched)."
+    out = df.copy()
+    for col in cols: out[col + TOKENS_SUFFIX] = tokenizer(out[col].tolist())
+    return out
+
+
+def relevance_block(query_col, doc_col, score_col, vocab, tokenizer, score_range, valid_pct, valid_col, seed):
+    "The `DataBlock`: two text fields sharing `vocab`, per-field padding, a [0, 1] regression target."
+    pad_idx = vocab.index('xxpad') if 'xxpad' in vocab else 1
+    text_block = TransformBlock(type_tfms=Numericalize(vocab=vocab), dl_type=RelevanceDL,
+                                dls_kwargs={'before_batch': PadPairs(pad_idx), 'sort_func': doc_length})
+    splitter = ColSplitter(valid_col) if valid_col is not None else RandomSplitter(valid_pct, seed=seed)
+    score_block = TransformBlock(type_tfms=[RegressionSetup(c=1), ScaleScore(*score_range)])
+    return DataBlock(blocks=(text_block, TransformBlock(type_tfms=Numericalize(vocab=vocab)), score_block),
+                     n_inp=2, splitter=splitter,
+                     get_x=[ReadTokens(query_col, tokenizer), ReadTokens(doc_col, tokenizer)],
+                     get_y=ReadScore(score_col))
+
+
+class ReadScore(Transform):
+    "Reads the score column of a row as a float."
+    def __init__(self, col): super().__init__(); self.col = col
+    def encodes(self, row): return float(row[self.col])
