@@ -37,12 +37,20 @@ class RelevanceLearner(Learner):
         >>> learn.predict('heat transfer in slabs', doc_text)[0]  # doctest: +SKIP
         2.71
         """
-        item = (query, doc) if doc is not None else tuple(query)
-        if len(item) != 2 or not all(isinstance(t, str) for t in item):
+        item = (query, doc) if doc is not None else query
+        if not isinstance(item, (tuple, list)) or len(item) != 2 or not all(isinstance(t, str) for t in item):
             raise TypeError("predict takes two strings: learn.predict(query, doc) or learn.predict((query, doc)).")
         with _PREDICT_LOCK:
-            res = super().predict(item, rm_type_tfms=rm_type_tfms, with_input=with_input)
+            res = super().predict(tuple(item), rm_type_tfms=rm_type_tfms, with_input=with_input)
         return (*res[:-3], float(np.asarray(res[-3], dtype=np.float64).reshape(-1)[0]), *res[-2:])
+
+    def show_results(self, ds_idx=1, dl=None, max_n=9, shuffle=True, show=True, **kwargs):
+        "Query | document | score | predicted table for a batch of `dl` (the validation set by default)."
+        if dl is None: dl = self.dls[ds_idx].new(shuffle=shuffle)
+        batch = dl.one_batch()
+        with _PREDICT_LOCK:
+            _, _, preds = self.get_preds(dl=[batch], with_decoded=True)
+        return dl.show_results(batch, preds, max_n=max_n, show=show, **kwargs)
 
     def score_pairs(self, pairs, bs=None) -> np.ndarray:
         """Scores many pairs (a DataFrame with the query and doc columns, or (query, doc) tuples) in original units.
@@ -90,7 +98,7 @@ def _load_matching(module: torch.nn.Module, weights: dict, path: Path):
     missing = [k for k in own if k not in weights]
     if problems or missing:
         raise EncoderMismatchError(
-            f"The encoder {path} does not fit this learner: " + '; '.join(problems + [f"missing {k}" for k in missing][:6]) +
+            f"The encoder {path} does not fit this learner: " + '; '.join((problems + [f"missing {k}" for k in missing])[:6]) +
             ". Build the learner with the language model's size (config=relevance_config('small'|'base')) "
             "and the language model's vocabulary.")
     module.load_state_dict(weights)

@@ -1,5 +1,8 @@
 """The two-tower model: AWD-LSTM encoders, masked concat pooling, projections, a dot product."""
+import math
+
 import torch
+import torch.nn.functional as F
 from fastai.layers import sigmoid_range
 from fastai.text.models.awdlstm import AWD_LSTM
 from fastai.text.models.core import SentenceEncoder
@@ -46,16 +49,27 @@ class TextTower(Module):
 
 
 class RelevanceHead(Module):
-    """Projects each side's pooled vector; score = sigmoid_range(query . doc + bias)."""
-    def __init__(self, n_in: int, proj_sz: int, y_range=(0., 1.), p: float = 0.1):
+    """Projects each side's pooled vector to unit length; score = sigmoid_range(scale * query . doc + bias).
+
+    Unit vectors bound the logits by the learned `scale`, so a large learning rate cannot push the sigmoid
+    into saturation, where MSE has no gradient and every score collapses to a constant.
+    """
+    def __init__(self, n_in: int, proj_sz: int, y_range=(0., 1.), p: float = 0.1, init_scale: float = 5.):
         self.query_proj = nn.Sequential(nn.Dropout(p), nn.Linear(n_in, proj_sz))
         self.doc_proj = nn.Sequential(nn.Dropout(p), nn.Linear(n_in, proj_sz))
+        # Same start on both sides: with both towers loaded from one LM encoder, the untrained model already
+        # scores by the cosine of the two texts' LM features, a lexical-and-topical signal to refine.
+        self.doc_proj.load_state_dict(self.query_proj.state_dict())
+        self.log_scale = nn.Parameter(torch.tensor([math.log(init_scale)]))
         self.bias = nn.Parameter(torch.zeros(1))
         self.y_range = tuple(y_range)
 
+    def project_query(self, pooled): return F.normalize(self.query_proj(pooled), dim=-1)
+    def project_doc(self, pooled): return F.normalize(self.doc_proj(pooled), dim=-1)
+
     def score(self, query_vectors: torch.Tensor, doc_vectors: torch.Tensor) -> torch.Tensor:
         "Scores (bs, 1) of row-aligned projected vectors."
-        logits = (query_vectors * doc_vectors).sum(dim=1, keepdim=True) + self.bias
+        logits = (query_vectors * doc_vectors).sum(dim=1, keepdim=True) * self.log_scale.exp() + self.bias
         return sigmoid_range(logits, *self.y_range)
 
 
@@ -67,8 +81,8 @@ class RelevanceModel(Module):
     @property
     def shared(self) -> bool: return self.query_tower is self.doc_tower
 
-    def encode_query(self, tokens): return self.head.query_proj(self.query_tower(tokens))
-    def encode_doc(self, tokens): return self.head.doc_proj(self.doc_tower(tokens))
+    def encode_query(self, tokens): return self.head.project_query(self.query_tower(tokens))
+    def encode_doc(self, tokens): return self.head.project_doc(self.doc_tower(tokens))
 
     def forward(self, query_tokens, doc_tokens):
         return self.head.score(self.encode_query(query_tokens), self.encode_doc(doc_tokens))

@@ -1,0 +1,15 @@
+"""Everything a notebook needs: `from relcollab.all import *` (fastai's text API plus relcollab's)."""
+from fastai.basics import *  # noqa: F401,F403  (Learner, DataLoaders, load_learner, set_seed, ...)
+from fastai.callback.all import *  # noqa: F401,F403  (fit_one_cycle, lr_find, SaveModelCallback, ...)
+from fastai.text.all import *  # noqa: F401,F403  (AWD_LSTM, TextDataLoaders, language_model_learner, ...)
+
+from .configs import *  # noqa: F401,F403
+from .cranfield import *  # noqa: F401,F403
+from .data import *  # noqa: F401,F403
+from .learner import *  # noqa: F401,F403
+from .lm import *  # noqa: F401,F403
+from .model import *  # noqa: F401,F403
+from .recipe import *  # noqa: F401,F403
+from .scores import *  # noqa: F401,F403
+from .text import *  # noqa: F401,F403
+from .validation import *  # noqa: F401,F403

@@ -1,0 +1,108 @@
+"""`relcollab` command line: fit, score and demo, thin over the library."""
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from .validation import RelevanceDataError, check_columns, check_texts, read_table
+
+__all__ = ['main', 'build_parser']
+
+
+def _add_columns(parser, score=True):
+    parser.add_argument('--query-col', default='query', help='column with the query text (default: query)')
+    parser.add_argument('--doc-col', default='doc', help='column with the document text (default: doc)')
+    if score: parser.add_argument('--score-col', default='score', help='column with the relevance score (default: score)')
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog='relcollab', description='Learn text relevance the fastai way.')
+    commands = parser.add_subparsers(dest='command', required=True)
+    fit = commands.add_parser('fit', help='train the LM and the relevance model on a triples file, then export it')
+    fit.add_argument('triples', type=Path, help='CSV (or .tsv) of query, document, score rows')
+    fit.add_argument('--out', type=Path, required=True, help='where to write the exported learner (.pkl)')
+    _add_columns(fit)
+    fit.add_argument('--score-range', type=float, nargs=2, metavar=('LO', 'HI'),
+                     help='scores map to [0, 1] by this range (default: the data min and max)')
+    fit.add_argument('--corpus', type=Path, nargs='*', default=[],
+                     help='extra texts for the language model: .txt (one per line) or CSV/TSV with a text column')
+    fit.add_argument('--size', choices=['small', 'base'], default='small')
+    fit.add_argument('--lm-epochs', type=int, default=4)
+    fit.add_argument('--epochs', type=int, default=4)
+    fit.add_argument('--valid-pct', type=float, default=0.2, help='share of distinct queries held out for validation')
+    fit.add_argument('--bs', type=int, default=32)
+    fit.add_argument('--seed', type=int, default=0)
+    score = commands.add_parser('score', help='score (query, document) pairs with an exported model')
+    score.add_argument('model', type=Path, help='a learner exported by `relcollab fit` (.pkl)')
+    score.add_argument('pairs', type=Path, help='CSV (or .tsv) with the query and document columns')
+    score.add_argument('--out', type=Path, required=True, help='CSV: the input rows plus a `prediction` column')
+    _add_columns(score, score=False)
+    demo = commands.add_parser('demo', help='train the small model on Cranfield and show what it learned')
+    demo.add_argument('--data', type=Path, default=None,
+                      help='Cranfield directory (default: $RELCOLLAB_CRANFIELD, else download)')
+    demo.add_argument('--lm-epochs', type=int, default=3)
+    demo.add_argument('--epochs', type=int, default=3)
+    demo.add_argument('--out', type=Path, default=None, help='also export the trained learner here')
+    return parser
+
+
+def read_corpus(path: Path) -> list:
+    "Texts for the language model: one per non-empty line of a .txt, or the `text` column of a CSV/TSV."
+    if path.suffix == '.txt':
+        return [line for line in path.read_text(encoding='utf-8').splitlines() if line.strip()]
+    frame = read_table(path, text_columns=('text',))
+    if 'text' not in frame.columns:
+        raise RelevanceDataError(f"{path}: a corpus CSV/TSV needs a `text` column; it has {list(frame.columns)}.")
+    check_texts(frame, 'text', source=str(path))
+    return frame['text'].tolist()
+
+
+def run_fit(args):
+    from .recipe import train_relevance_model
+    df = read_table(args.triples, text_columns=(args.query_col, args.doc_col))
+    corpus = [text for path in args.corpus for text in read_corpus(path)]
+    learn = train_relevance_model(df, args.query_col, args.doc_col, args.score_col, corpus=corpus, size=args.size,
+                                  lm_epochs=args.lm_epochs, epochs=args.epochs, valid_pct=args.valid_pct,
+                                  bs=args.bs, seed=args.seed, score_range=args.score_range)
+    learn.export(args.out.absolute())
+    print(f"relcollab: exported the learner to {args.out}")
+
+
+def run_score(args):
+    from fastai.learner import load_learner
+    if not args.model.exists(): raise RelevanceDataError(f"{args.model}: no such model file; train one with `relcollab fit`.")
+    pairs = read_table(args.pairs, dtype=str)
+    source = str(args.pairs)
+    check_columns(pairs, {'query_col': args.query_col, 'doc_col': args.doc_col}, source=source)
+    for col in (args.query_col, args.doc_col): check_texts(pairs, col, source=source)
+    try:
+        learn = load_learner(args.model, cpu=True)
+    except Exception as error:  # a truncated or foreign file fails in many ways inside torch/pickle
+        raise RelevanceDataError(f"{args.model}: could not load a relcollab model ({type(error).__name__}: {error}); "
+                                 "pass a file written by `relcollab fit` or `learn.export()`.") from error
+    model_pairs = pd.DataFrame({learn.dls.query_col: pairs[args.query_col].to_numpy(),
+                                learn.dls.doc_col: pairs[args.doc_col].to_numpy()})
+    with learn.no_bar():
+        predictions = learn.score_pairs(model_pairs)
+    pairs.assign(prediction=predictions).to_csv(args.out, index=False, sep='\t' if args.out.suffix == '.tsv' else ',')
+    print(f"relcollab: wrote {len(pairs)} scored rows to {args.out}")
+
+
+def run_demo(args):
+    from .demo import run_demo as demo
+    demo(args.data, lm_epochs=args.lm_epochs, epochs=args.epochs, out=args.out)
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        {'fit': run_fit, 'score': run_score, 'demo': run_demo}[args.command](args)
+    except (RelevanceDataError, FileNotFoundError, ConnectionError) as error:
+        print(f"relcollab {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
