@@ -138,6 +138,7 @@ class RelevanceDataLoaders(DataLoaders):
             vocab = build_vocab(prepared[query_col + TOKENS_SUFFIX].tolist() + prepared[doc_col + TOKENS_SUFFIX].tolist())
         lo, hi = score_range_of(prepared[score_col], score_range)
         dblock = relevance_block(query_col, doc_col, score_col, vocab, tokenizer, (lo, hi), valid_pct, valid_col, seed)
+        kwargs.setdefault('num_workers', 0)  # batches are cheap: worker processes only steal the model's cores
         dls = dblock.dataloaders(prepared, path=path, bs=bs, **kwargs)
         return cls(*dls.loaders, path=dls.path, device=dls.device)
 

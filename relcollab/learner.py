@@ -1,5 +1,6 @@
 """`relevance_learner`: a fastai `Learner` for the two-tower relevance model."""
 import json
+import math
 import threading
 from pathlib import Path
 
@@ -104,6 +105,16 @@ def _load_matching(module: torch.nn.Module, weights: dict, path: Path):
     module.load_state_dict(weights)
 
 
+def _start_at_the_mean(model, dls):
+    "Sets the head's bias so the untrained model predicts the training targets' mean (as a regression head should)."
+    targets = dls.train_ds.tls[2] if len(dls.train_ds) else []
+    if len(targets) == 0: return
+    lo, hi = model.head.y_range
+    mean = float(torch.stack([targets[i] for i in range(len(targets))]).float().mean())
+    fraction = min(max((mean - lo) / (hi - lo), 1e-3), 1 - 1e-3)
+    with torch.no_grad(): model.head.bias.fill_(math.log(fraction / (1 - fraction)))
+
+
 @delegates(Learner.__init__)
 def relevance_learner(dls, arch=AWD_LSTM, config=None, drop_mult=1., shared=False, y_range=(0., 1.),
                       proj_sz=256, bptt=72, **kwargs) -> RelevanceLearner:
@@ -116,6 +127,7 @@ def relevance_learner(dls, arch=AWD_LSTM, config=None, drop_mult=1., shared=Fals
     if config is None: config = relevance_config('base')
     model = get_relevance_model(len(dls.vocab), config, drop_mult=drop_mult, shared=shared,
                                 proj_sz=proj_sz, y_range=y_range, bptt=bptt)
+    _start_at_the_mean(model, dls)
     if 'metrics' not in kwargs: kwargs['metrics'] = [rmse, SpearmanCorrCoef()]
     if 'loss_func' not in kwargs: kwargs['loss_func'] = MSELossFlat()
     return RelevanceLearner(dls, model, splitter=relevance_split, **kwargs)

@@ -52,11 +52,13 @@ class RelevanceHead(Module):
     """Projects each side's pooled vector to unit length; score = sigmoid_range(scale * query . doc + bias).
 
     Unit vectors bound the logits by the learned `scale`, so a large learning rate cannot push the sigmoid
-    into saturation, where MSE has no gradient and every score collapses to a constant.
+    into saturation, where MSE has no gradient and every score collapses to a constant. BatchNorm centres the
+    pooled features first: raw LSTM features share a large common direction that makes every cosine alike.
+    In eval mode it uses running statistics, so a text's vector never depends on its batch.
     """
-    def __init__(self, n_in: int, proj_sz: int, y_range=(0., 1.), p: float = 0.1, init_scale: float = 5.):
-        self.query_proj = nn.Sequential(nn.Dropout(p), nn.Linear(n_in, proj_sz))
-        self.doc_proj = nn.Sequential(nn.Dropout(p), nn.Linear(n_in, proj_sz))
+    def __init__(self, n_in: int, proj_sz: int, y_range=(0., 1.), p: float = 0.1, init_scale: float = 1.):
+        self.query_proj = nn.Sequential(nn.BatchNorm1d(n_in), nn.Dropout(p), nn.Linear(n_in, proj_sz))
+        self.doc_proj = nn.Sequential(nn.BatchNorm1d(n_in), nn.Dropout(p), nn.Linear(n_in, proj_sz))
         # Same start on both sides: with both towers loaded from one LM encoder, the untrained model already
         # scores by the cosine of the two texts' LM features, a lexical-and-topical signal to refine.
         self.doc_proj.load_state_dict(self.query_proj.state_dict())
