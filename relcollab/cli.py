@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .validation import RelevanceDataError, check_columns, check_texts, read_table
+from .validation import RelevanceDataError, check_columns, check_texts, check_triples, read_table
 
 __all__ = ['main', 'build_parser']
 
@@ -61,6 +61,7 @@ def read_corpus(path: Path) -> list:
 def run_fit(args):
     from .recipe import train_relevance_model
     df = read_table(args.triples, text_columns=(args.query_col, args.doc_col))
+    check_triples(df, args.query_col, args.doc_col, args.score_col, args.score_range, source=str(args.triples))
     corpus = [text for path in args.corpus for text in read_corpus(path)]
     learn = train_relevance_model(df, args.query_col, args.doc_col, args.score_col, corpus=corpus, size=args.size,
                                   lm_epochs=args.lm_epochs, epochs=args.epochs, valid_pct=args.valid_pct,
