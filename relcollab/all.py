@@ -3,13 +3,20 @@ from fastai.basics import *  # noqa: F401,F403  (Learner, DataLoaders, load_lear
 from fastai.callback.all import *  # noqa: F401,F403  (fit_one_cycle, lr_find, SaveModelCallback, ...)
 from fastai.text.all import *  # noqa: F401,F403  (AWD_LSTM, TextDataLoaders, language_model_learner, ...)
 
+from .bm25 import *  # noqa: F401,F403
 from .configs import *  # noqa: F401,F403
 from .cranfield import *  # noqa: F401,F403
 from .data import *  # noqa: F401,F403
+from .encode import *  # noqa: F401,F403  (learn.encode, learn.score_vectors)
+from .evaluate import *  # noqa: F401,F403
+from .fusion import *  # noqa: F401,F403
+from .index import *  # noqa: F401,F403  (DocIndex, learn.index, learn.search)
 from .learner import *  # noqa: F401,F403
 from .lm import *  # noqa: F401,F403
 from .model import *  # noqa: F401,F403
+from .rank import *  # noqa: F401,F403  (learn.rank)
 from .recipe import *  # noqa: F401,F403
 from .scores import *  # noqa: F401,F403
 from .text import *  # noqa: F401,F403
+from .trec import *  # noqa: F401,F403
 from .validation import *  # noqa: F401,F403

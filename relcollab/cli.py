@@ -1,10 +1,12 @@
-"""`relcollab` command line: fit, score and demo, thin over the library."""
+"""`relcollab` command line, thin over the library: fit, score, demo, and the retrieval commands
+(index, search, bm25, fuse, evaluate, cranfield-export; see `retrieval_cli`)."""
 import argparse
 import sys
 from pathlib import Path
 
 import pandas as pd
 
+from .retrieval_cli import RETRIEVAL_COMMANDS, add_retrieval_commands, check_model_file, load_model
 from .validation import RelevanceDataError, check_columns, check_texts, check_triples, read_table
 
 __all__ = ['main', 'build_parser']
@@ -44,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument('--lm-epochs', type=int, default=3)
     demo.add_argument('--epochs', type=int, default=3)
     demo.add_argument('--out', type=Path, default=None, help='also export the trained learner here')
+    add_retrieval_commands(commands)
     return parser
 
 
@@ -71,17 +74,12 @@ def run_fit(args):
 
 
 def run_score(args):
-    from fastai.learner import load_learner
-    if not args.model.exists(): raise RelevanceDataError(f"{args.model}: no such model file; train one with `relcollab fit`.")
+    check_model_file(args.model)
     pairs = read_table(args.pairs, dtype=str)
     source = str(args.pairs)
     check_columns(pairs, {'query_col': args.query_col, 'doc_col': args.doc_col}, source=source)
     for col in (args.query_col, args.doc_col): check_texts(pairs, col, source=source)
-    try:
-        learn = load_learner(args.model, cpu=True)
-    except Exception as error:  # a truncated or foreign file fails in many ways inside torch/pickle
-        raise RelevanceDataError(f"{args.model}: could not load a relcollab model ({type(error).__name__}: {error}); "
-                                 "pass a file written by `relcollab fit` or `learn.export()`.") from error
+    learn = load_model(args.model)
     model_pairs = pd.DataFrame({learn.dls.query_col: pairs[args.query_col].to_numpy(),
                                 learn.dls.doc_col: pairs[args.doc_col].to_numpy()})
     with learn.no_bar():
@@ -92,13 +90,16 @@ def run_score(args):
 
 def run_demo(args):
     from .demo import run_demo as demo
-    demo(args.data, lm_epochs=args.lm_epochs, epochs=args.epochs, out=args.out)
+    try:
+        demo(args.data, lm_epochs=args.lm_epochs, epochs=args.epochs, out=args.out)
+    except ConnectionError as error:
+        raise ConnectionError(f"{error} (on the command line: relcollab demo --data path/to/cranfield)") from error
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        {'fit': run_fit, 'score': run_score, 'demo': run_demo}[args.command](args)
+        {'fit': run_fit, 'score': run_score, 'demo': run_demo, **RETRIEVAL_COMMANDS}[args.command](args)
     except (RelevanceDataError, FileNotFoundError, ConnectionError) as error:
         print(f"relcollab {args.command}: error: {error}", file=sys.stderr)
         return 2

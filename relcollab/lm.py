@@ -2,7 +2,6 @@
 on all document and query text, then save its encoder for both relevance towers."""
 import json
 import pickle
-import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,8 +87,7 @@ def _announce_from_scratch(n_texts: int, n_tokens: int):
     message = (f"relcollab: no pretrained language-model weights given, so the AWD-LSTM language model is trained "
                f"FROM SCRATCH on your {n_texts} texts ({n_tokens} tokens). Quality depends on how much text you have; "
                f"pass pretrained=(weights.pth, vocab.pkl) (e.g. fastai's WT103 files, downloaded elsewhere) to fine-tune.")
-    print(message, file=sys.stderr)
-    warnings.warn(message, FromScratchWarning, stacklevel=3)
+    warnings.warn(message, FromScratchWarning, stacklevel=3)  # shown on stderr, in notebooks and by pytest
 
 
 def language_model_stage(texts, size='small', config=None, epochs=4, lr=3e-3, pretrained=None, bs=32, seq_len=72,

@@ -1,0 +1,312 @@
+"""`DocIndex`: document ids and their vectors, exact top-k search, and a pickle-free save format.
+
+    index = learn.index(docs_df, id_col='id', text_col='text')   # encodes every document once
+    index.save('cran_index'); index = DocIndex.load('cran_index')
+    learn.search(['heat transfer in slabs'], index, k=10)         # SearchResults(ids, scores), scores in user units
+
+On disk (`index.save(dir)`): `vectors.npy` (float32, `np.save`, no pickle), `ids.json` (a list of strings)
+and `index.json` (format version, dim, count, dtype and the model fingerprint). `learn.search` refuses an
+index whose fingerprint is not the learner's (the vectors came from another model).
+"""
+import hashlib
+import json
+import warnings
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+from fastcore.basics import patch
+
+from .encode import as_text_list
+from .learner import RelevanceLearner
+from .validation import RelevanceDataError, check_columns, check_texts, row_labels
+
+__all__ = ['SearchResults', 'DocIndex', 'IndexFileError', 'IndexMismatchError', 'model_fingerprint', 'top_k',
+           'exact_search', 'check_k', 'check_doc_ids', 'docs_frame', 'check_fingerprint',
+           'FORMAT_VERSION']
+
+FORMAT_VERSION = 1
+VECTORS_FILE, IDS_FILE, META_FILE = 'vectors.npy', 'ids.json', 'index.json'
+BACKENDS = ('numpy', 'faiss')
+
+
+class SearchResults(NamedTuple):
+    "Top-k hits per query: `ids` (n_queries, k) object array of document ids, `scores` (n_queries, k) float32."
+    ids: np.ndarray
+    scores: np.ndarray
+
+
+class IndexFileError(RelevanceDataError):
+    "A saved index is missing, truncated, inconsistent or from a newer format."
+
+
+class IndexMismatchError(RelevanceDataError):
+    "The index was built by another model (its fingerprint is not the learner's)."
+
+
+def model_fingerprint(learn) -> str:
+    """sha256 of the document projection's weights and buffers, the vocabulary size and the projection size.
+
+    The document projection is trained in every stage, so any training changes it; an index built before
+    (or by another model) then no longer matches. It does not hash the (large) document tower itself.
+
+    >>> len(model_fingerprint(learn))  # doctest: +SKIP
+    64
+    """
+    doc_proj = learn.model.head.doc_proj
+    digest = hashlib.sha256()
+    for name, tensor in sorted(doc_proj.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    digest.update(f"vocab={len(learn.dls.vocab)};proj={doc_proj[-1].out_features}".encode())
+    return digest.hexdigest()
+
+
+def check_k(k, n: int) -> int:
+    """`k` as an int; below 1 raises, above `n` warns and gives `n` (all documents are returned).
+
+    >>> check_k(3, 10)
+    3
+    """
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)): raise TypeError(f"k must be an integer, got {k!r}.")
+    if k < 1: raise ValueError(f"k must be at least 1, got {k}.")
+    if n < 1: raise RelevanceDataError("There are no documents to search: pass at least one.")
+    if k > n:
+        warnings.warn(f"k={k} is more than the {n} documents in the collection: returning all {n}.", stacklevel=3)
+    return min(int(k), n)
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple:
+    """`(positions, values)` of the `k` largest entries of each row of `scores` (m, n), best first.
+
+    Exact and deterministic: equal scores are ordered by position (the earlier document first).
+
+    >>> top_k(np.array([[0.1, 0.5, 0.5, 0.2]]), 2)[0]
+    array([[1, 2]])
+    """
+    n = scores.shape[1]
+    positions = np.empty((len(scores), k), dtype=np.int64)
+    for row, values in enumerate(scores):
+        if k < n:
+            threshold = np.partition(values, n - k)[n - k]
+            candidates = np.flatnonzero(values >= threshold)
+        else:
+            candidates = np.arange(n)
+        positions[row] = candidates[np.lexsort((candidates, -values[candidates]))[:k]]
+    return positions, np.take_along_axis(scores, positions, axis=1)
+
+
+def exact_search(query_vectors: np.ndarray, doc_vectors: np.ndarray, k: int, chunk_size: int = 1024) -> tuple:
+    """`(positions, dots)`: the `k` documents with the largest dot product for each query, best first.
+
+    Queries are multiplied against all documents `chunk_size` at a time, so memory stays at chunk_size x n.
+
+    >>> exact_search(np.eye(2, dtype=np.float32), np.eye(2, dtype=np.float32), k=1)[0]
+    array([[0],
+           [1]])
+    """
+    k = check_k(k, len(doc_vectors))
+    chunks = [top_k(query_vectors[start:start + chunk_size] @ doc_vectors.T, k)
+              for start in range(0, len(query_vectors), chunk_size)]
+    if not chunks: return np.zeros((0, k), dtype=np.int64), np.zeros((0, k), dtype=np.float32)
+    return np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks]).astype(np.float32)
+
+
+def _import_faiss():
+    try:
+        import faiss
+    except ImportError as error:
+        raise ImportError("The faiss backend needs faiss: pip install faiss-cpu (or faiss-gpu).") from error
+    return faiss
+
+
+def check_doc_ids(ids, labels=None, source='docs') -> list:
+    "`ids` as strings; raises RelevanceDataError when there are none or some repeat (naming the rows by `labels`)."
+    ids = [str(i) for i in ids]
+    if len(ids) == 0: raise RelevanceDataError(f"{source}: the collection is empty; an index needs at least one document.")
+    labels = list(range(len(ids))) if labels is None else list(labels)
+    repeated = pd.Series(ids).duplicated(keep=False).to_numpy()
+    if repeated.any():
+        first = ids[int(np.argmax(repeated))]
+        raise RelevanceDataError(
+            f"{source}: ids must be unique; {len(set(np.asarray(ids)[repeated]))} id(s) repeat, in "
+            f"{row_labels([l for l, r in zip(labels, repeated) if r], source=source)} (e.g. {first!r}). "
+            "Drop or rename the duplicates.")
+    return ids
+
+
+def _check_vectors(vectors, n_ids: int) -> np.ndarray:
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if vectors.ndim != 2: raise ValueError(f"vectors must be a 2-D (n, d) matrix, got shape {vectors.shape}.")
+    if len(vectors) != n_ids: raise ValueError(f"{n_ids} ids but {len(vectors)} vectors: one vector per id.")
+    if not np.isfinite(vectors).all(): raise ValueError("vectors contain NaN or infinite values.")
+    return vectors
+
+
+class DocIndex:
+    """Document `ids` (strings) and their (n, d) float32 `vectors`, searched exactly by dot product.
+
+    `fingerprint` is the `model_fingerprint` of the learner that encoded the documents (None: unknown).
+    `backend='faiss'` searches with a `faiss.IndexFlatIP` instead (needs `pip install faiss-cpu`; exact,
+    but faiss orders equal scores its own way).
+
+    >>> index = DocIndex(['a', 'b'], np.eye(2, dtype=np.float32))
+    >>> index.search(np.array([[0., 1.]], dtype=np.float32), k=1).ids
+    array([['b']], dtype=object)
+    """
+    def __init__(self, ids, vectors, fingerprint=None, backend='numpy'):
+        if backend not in BACKENDS: raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}.")
+        self.ids = check_doc_ids(ids)
+        self.vectors = _check_vectors(vectors, len(self.ids))
+        self.fingerprint, self.backend = fingerprint, backend
+        self._faiss_index = self.to_faiss() if backend == 'faiss' else None
+
+    def __len__(self): return len(self.ids)
+
+    @property
+    def dim(self) -> int: return self.vectors.shape[1]
+
+    def __repr__(self):
+        fingerprint = 'unknown' if self.fingerprint is None else self.fingerprint[:12]
+        return f"DocIndex({len(self)} docs, dim {self.dim}, model {fingerprint}, backend {self.backend!r})"
+
+    def to_faiss(self):
+        "A `faiss.IndexFlatIP` holding the vectors (exact inner-product search). Needs `pip install faiss-cpu`."
+        faiss = _import_faiss()
+        faiss_index = faiss.IndexFlatIP(self.dim)
+        faiss_index.add(self.vectors)
+        return faiss_index
+
+    def search_positions(self, query_vectors, k: int = 10) -> tuple:
+        "`(positions, dots)` (n_queries, k) of the best documents for each query vector, best first."
+        queries = np.asarray(query_vectors, dtype=np.float32)
+        if queries.ndim == 1: queries = queries[None]
+        if queries.ndim != 2 or queries.shape[1] != self.dim:
+            raise ValueError(f"query vectors must have shape (n, {self.dim}) for this index, got {queries.shape}.")
+        if self._faiss_index is None: return exact_search(queries, self.vectors, k)
+        dots, positions = self._faiss_index.search(np.ascontiguousarray(queries), check_k(k, len(self)))
+        return positions.astype(np.int64), dots.astype(np.float32)
+
+    def search(self, query_vectors, k: int = 10) -> SearchResults:
+        """Top-`k` documents by raw dot product for each query vector ((d,) counts as one query).
+
+        `k` above the number of documents warns and returns all of them; `k` below 1 raises.
+        """
+        positions, dots = self.search_positions(query_vectors, k)
+        return SearchResults(np.asarray(self.ids, dtype=object)[positions], dots)
+
+    def save(self, path) -> Path:
+        "Writes vectors.npy, ids.json and index.json into directory `path` (created if needed)."
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        np.save(path/VECTORS_FILE, self.vectors, allow_pickle=False)
+        (path/IDS_FILE).write_text(json.dumps(self.ids), encoding='utf-8')
+        meta = {'format_version': FORMAT_VERSION, 'dim': self.dim, 'count': len(self), 'dtype': 'float32',
+                'fingerprint': self.fingerprint}
+        (path/META_FILE).write_text(json.dumps(meta, indent=1), encoding='utf-8')
+        return path
+
+    @classmethod
+    def load(cls, path, backend='numpy') -> 'DocIndex':
+        "Reads an index written by `save` (no pickle), checking it against its index.json."
+        path = Path(path)
+        meta = _read_meta(path)
+        vectors = _read_vectors(path/VECTORS_FILE, meta)
+        ids = _read_json(path/IDS_FILE)
+        if not isinstance(ids, list) or len(ids) != meta['count']:
+            raise IndexFileError(f"{path/IDS_FILE}: expected a list of {meta['count']} ids (index.json), "
+                                 f"got {len(ids) if isinstance(ids, list) else type(ids).__name__}. Rebuild the index.")
+        return cls(ids, vectors, fingerprint=meta.get('fingerprint'), backend=backend)
+
+
+def _read_json(path: Path):
+    if not path.is_file(): raise IndexFileError(f"{path}: missing; is {path.parent} a directory written by DocIndex.save?")
+    try:
+        return json.loads(path.read_text(encoding='utf-8'))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise IndexFileError(f"{path}: not valid JSON ({error}). Rebuild the index.") from None
+
+
+def _read_meta(path: Path) -> dict:
+    meta = _read_json(path/META_FILE)
+    if not isinstance(meta, dict) or not {'format_version', 'dim', 'count'} <= set(meta):
+        raise IndexFileError(f"{path/META_FILE}: needs format_version, dim and count. Rebuild the index.")
+    if meta['format_version'] > FORMAT_VERSION:
+        raise IndexFileError(f"{path/META_FILE}: format version {meta['format_version']} was written by a newer "
+                             f"relcollab (this one reads up to {FORMAT_VERSION}). Upgrade relcollab or rebuild the index.")
+    return meta
+
+
+def _read_vectors(path: Path, meta: dict) -> np.ndarray:
+    if not path.is_file(): raise IndexFileError(f"{path}: missing; rebuild the index.")
+    try:
+        vectors = np.load(path, allow_pickle=False)
+    except (ValueError, EOFError, OSError) as error:
+        raise IndexFileError(f"{path}: unreadable or truncated ({error}). Rebuild the index.") from None
+    expected = (meta['count'], meta['dim'])
+    if vectors.shape != expected:
+        raise IndexFileError(f"{path}: shape {vectors.shape}, but index.json says {expected}. Rebuild the index.")
+    return vectors
+
+
+def docs_frame(docs, id_col='id', text_col='text', source='docs') -> pd.DataFrame:
+    """A checked (id, text) DataFrame from a DataFrame with `id_col` and `text_col`, or a list of texts (ids 0..n-1).
+
+    >>> docs_frame(['wing flutter', 'heat']).columns.tolist()
+    ['id', 'text']
+    """
+    if not isinstance(docs, pd.DataFrame):
+        texts, _ = as_text_list(docs)
+        return pd.DataFrame({id_col: range(len(texts)), text_col: texts})
+    check_columns(docs, {'id_col': id_col, 'text_col': text_col}, source=source)
+    check_texts(docs, text_col, source=source)
+    missing = docs[id_col].isna()
+    if missing.any():
+        raise RelevanceDataError(f"{source}: column {id_col!r} has missing ids in {row_labels(docs.index[missing])}.")
+    return docs
+
+
+@patch
+def index(self: RelevanceLearner, docs, id_col='id', text_col='text', bs=256, progress=None,
+          source='docs') -> DocIndex:
+    """Encodes every document of `docs` (a DataFrame with `id_col` and `text_col`, or a list of texts) once.
+
+    Ids must be unique (they are stored as strings). The index carries this learner's `model_fingerprint`.
+    `source` names the data in error messages (a file path gives file lines).
+
+    >>> index = learn.index(docs_df, id_col='id', text_col='text')  # doctest: +SKIP
+    """
+    frame = docs_frame(docs, id_col, text_col, source=source)
+    check_doc_ids(frame[id_col].tolist(), labels=frame.index, source=source)
+    vectors = self.encode(frame[text_col].tolist(), side='doc', bs=bs, progress=progress)
+    return DocIndex(frame[id_col].tolist(), vectors, fingerprint=model_fingerprint(self))
+
+
+def check_fingerprint(learn, index: DocIndex):
+    "Raises IndexMismatchError when `index` was built by another model; warns when its model is unknown."
+    if index.fingerprint is None:
+        warnings.warn("This index has no model fingerprint: cannot check that the learner built it.", stacklevel=3)
+    elif index.fingerprint != model_fingerprint(learn):
+        raise IndexMismatchError(
+            f"This index ({len(index)} docs) was built by another model (fingerprint {index.fingerprint[:12]}, "
+            f"this learner {model_fingerprint(learn)[:12]}). Rebuild it: learn.index(docs) or `relcollab index`.")
+
+
+@patch
+def search(self: RelevanceLearner, queries, index: DocIndex, k=10, bs=256, progress=None) -> SearchResults:
+    """Encodes `queries` (a string or a list), finds the top-`k` documents of `index` and scores them in user units.
+
+    Results are (n_queries, k) arrays, best first (a single string is one query). Refuses an index built by
+    another model; `k` above the collection size warns and returns every document.
+
+    >>> learn.search(['heat transfer in slabs'], index, k=5).ids.shape  # doctest: +SKIP
+    (1, 5)
+    """
+    check_fingerprint(self, index)
+    query_vectors = self.encode(as_text_list(queries)[0], side='query', bs=bs, progress=progress)
+    positions, _ = index.search_positions(query_vectors, k)
+    scores = self.score_vectors(np.repeat(query_vectors, positions.shape[1], axis=0),
+                                index.vectors[positions.reshape(-1)])
+    ids = np.asarray(index.ids, dtype=object)[positions]
+    return SearchResults(ids, np.asarray(scores, dtype=np.float32).reshape(positions.shape))

@@ -1,0 +1,189 @@
+"""The retrieval subcommands of `relcollab`: index, search, bm25, fuse, evaluate, cranfield-export.
+
+    relcollab cranfield-export --data cranfield --out cran
+    relcollab index model.pkl cran/docs.csv --out cran_index
+    relcollab search model.pkl cran/queries.csv --index cran_index --k 100 --out model.trec
+    relcollab bm25 cran/docs.csv cran/queries.csv --k 100 --out bm25.trec
+    relcollab fuse model.trec bm25.trec --method rrf --out fused.trec
+    relcollab evaluate model.trec bm25.trec fused.trec --qrels cran/qrels.trec
+"""
+from pathlib import Path
+
+from .validation import RelevanceDataError, check_columns, read_table
+
+__all__ = ['add_retrieval_commands', 'RETRIEVAL_COMMANDS', 'check_model_file', 'load_model', 'read_id_texts', 'markdown_table']
+
+METHODS = ('rrf', 'wsum')
+
+
+def check_model_file(path: Path):
+    "Fails fast, before any other work, when the model file is missing."
+    if not path.exists(): raise RelevanceDataError(f"{path}: no such model file; train one with `relcollab fit`.")
+
+
+def load_model(path: Path):
+    "`load_learner(path)` on the CPU, with an error that says what to do when the file is missing or foreign."
+    from fastai.learner import load_learner
+    from . import rank  # noqa: F401  (patches learn.encode, .index, .search and .rank onto the learner)
+    check_model_file(path)
+    try:
+        return load_learner(path, cpu=True)
+    except Exception as error:  # a truncated or foreign file fails in many ways inside torch/pickle
+        raise RelevanceDataError(f"{path}: could not load a relcollab model ({type(error).__name__}: {error}); "
+                                 "pass a file written by `relcollab fit` or `learn.export()`.") from error
+
+
+def read_id_texts(path: Path, id_col: str, text_col: str):
+    """An id, text table (CSV/TSV): every cell a string, an empty text cell an empty text; ids unique and non-empty."""
+    from .index import check_doc_ids
+    frame = read_table(path, dtype=str, na_values=[])
+    check_columns(frame, {'id_col': id_col, 'text_col': text_col}, source=str(path))
+    if (frame[id_col].str.strip() == '').any():
+        raise RelevanceDataError(f"{path}: column {id_col!r} has empty ids; give every row an id.")
+    check_doc_ids(frame[id_col].tolist(), labels=frame.index, source=str(path))
+    return frame
+
+
+def _add_id_text(parser):
+    parser.add_argument('--id-col', default='id', help='column with the ids (default: id)')
+    parser.add_argument('--text-col', default='text', help='column with the texts (default: text)')
+
+
+def add_retrieval_commands(commands):
+    "Adds the retrieval subcommands to argparse `commands` (from `add_subparsers`)."
+    index = commands.add_parser('index', help='encode a document collection once and save the index')
+    index.add_argument('model', type=Path, help='a learner exported by `relcollab fit` (.pkl)')
+    index.add_argument('docs', type=Path, help='CSV (or .tsv) with an id and a text column')
+    index.add_argument('--out', type=Path, required=True, help='index directory to write')
+    index.add_argument('--bs', type=int, default=256)
+    _add_id_text(index)
+    search = commands.add_parser('search', help='search an index with a queries file; write a TREC run')
+    search.add_argument('model', type=Path, help='the learner that built the index (.pkl)')
+    search.add_argument('queries', type=Path, help='CSV (or .tsv) with an id and a text column')
+    search.add_argument('--index', type=Path, required=True, help='directory written by `relcollab index`')
+    _add_run_options(search, tag='relcollab')
+    search.add_argument('--bs', type=int, default=256)
+    bm25 = commands.add_parser('bm25', help='BM25 baseline run (stopwords, English stemmer)')
+    bm25.add_argument('docs', type=Path, help='CSV (or .tsv) with an id and a text column')
+    bm25.add_argument('queries', type=Path, help='CSV (or .tsv) with an id and a text column')
+    _add_run_options(bm25, tag='bm25')
+    _add_fuse(commands)
+    _add_evaluate(commands)
+    export = commands.add_parser('cranfield-export', help='write Cranfield as docs.csv, queries.csv, qrels.trec')
+    export.add_argument('--data', type=Path, default=None,
+                        help='Cranfield directory (default: $RELCOLLAB_CRANFIELD, else download)')
+    export.add_argument('--out', type=Path, required=True, help='directory to write the three files into')
+
+
+def _add_run_options(parser, tag):
+    parser.add_argument('--k', type=int, default=100, help='documents per query (default: 100)')
+    parser.add_argument('--out', type=Path, required=True, help='TREC run file to write')
+    parser.add_argument('--tag', default=tag, help=f'run tag, the last column (default: {tag})')
+    _add_id_text(parser)
+
+
+def _add_fuse(commands):
+    fuse = commands.add_parser('fuse', help='fuse TREC runs: reciprocal rank fusion or min-max weighted sum')
+    fuse.add_argument('runs', type=Path, nargs='+', help='two or more TREC run files')
+    fuse.add_argument('--method', choices=METHODS, default='rrf')
+    fuse.add_argument('--weights', type=float, nargs='+', help='wsum: one weight per run (default: equal)')
+    fuse.add_argument('--rrf-k', type=int, default=60, help='rrf: the constant k in 1 / (k + rank) (default: 60)')
+    fuse.add_argument('--k', type=int, default=None, help='keep the best k documents per query (default: all)')
+    fuse.add_argument('--out', type=Path, required=True, help='TREC run file to write')
+    fuse.add_argument('--tag', default='fused')
+
+
+def _add_evaluate(commands):
+    from .evaluate import DEFAULT_METRICS
+    evaluate = commands.add_parser('evaluate', help='ranking metrics of TREC runs against TREC qrels (ranx)')
+    evaluate.add_argument('runs', type=Path, nargs='+', help='TREC run files')
+    evaluate.add_argument('--qrels', type=Path, required=True, help='TREC qrels: qid 0 docid gain')
+    evaluate.add_argument('--metrics', nargs='+', default=list(DEFAULT_METRICS),
+                          help=f"ranx metric names (default: {' '.join(DEFAULT_METRICS)})")
+
+
+def run_index(args):
+    check_model_file(args.model)
+    docs = read_id_texts(args.docs, args.id_col, args.text_col)
+    learn = load_model(args.model)
+    index = learn.index(docs, args.id_col, args.text_col, bs=args.bs, source=str(args.docs))
+    index.save(args.out)
+    print(f"relcollab: indexed {len(index)} documents (dim {index.dim}) into {args.out}")
+
+
+def run_search(args):
+    from .index import DocIndex
+    from .trec import run_frame, write_run
+    check_model_file(args.model)
+    queries = read_id_texts(args.queries, args.id_col, args.text_col)
+    index = DocIndex.load(args.index)
+    learn = load_model(args.model)
+    results = learn.search(queries[args.text_col].tolist(), index, k=args.k, bs=args.bs)
+    write_run(run_frame(queries[args.id_col], results), args.out, tag=args.tag)
+    print(f"relcollab: wrote the top {results.ids.shape[1]} documents of {len(queries)} queries to {args.out}")
+
+
+def run_bm25(args):
+    from .bm25 import BM25Baseline
+    from .trec import run_frame, write_run
+    docs = read_id_texts(args.docs, args.id_col, args.text_col)
+    queries = read_id_texts(args.queries, args.id_col, args.text_col)
+    results = BM25Baseline().index(docs[args.id_col], docs[args.text_col]).search(queries[args.text_col], k=args.k)
+    write_run(run_frame(queries[args.id_col], results), args.out, tag=args.tag)
+    print(f"relcollab: wrote BM25's top {results.ids.shape[1]} documents of {len(queries)} queries to {args.out}")
+
+
+def run_fuse(args):
+    from .fusion import normalized_fusion, reciprocal_rank_fusion
+    from .trec import read_run, write_run
+    if len(args.runs) < 2: raise RelevanceDataError("fuse needs at least two runs.")
+    if args.weights is not None and (args.method != 'wsum' or len(args.weights) != len(args.runs)):
+        raise RelevanceDataError(f"--weights go with --method wsum, one per run ({len(args.runs)} runs).")
+    runs = [read_run(path) for path in args.runs]
+    fused = (reciprocal_rank_fusion(runs, k=args.rrf_k) if args.method == 'rrf' else
+             normalized_fusion(runs, weights=args.weights))
+    if args.k is not None: fused = fused[fused['rank'] <= args.k]
+    write_run(fused, args.out, tag=args.tag)
+    print(f"relcollab: wrote the {args.method} fusion of {len(runs)} runs to {args.out}")
+
+
+def markdown_table(rows: dict, columns: list) -> str:
+    """A markdown table: one row per key of `rows` ({name: {column: value}}), numbers to 4 decimals.
+
+    >>> print(markdown_table({'bm25.trec': {'map': 0.5}}, ['map']))
+    | run | map |
+    |---|---|
+    | bm25.trec | 0.5000 |
+    """
+    lines = ['| run | ' + ' | '.join(columns) + ' |', '|---' * (len(columns) + 1) + '|']
+    lines += [f'| {name} | ' + ' | '.join(f'{values[c]:.4f}' for c in columns) + ' |' for name, values in rows.items()]
+    return '\n'.join(lines)
+
+
+def run_evaluate(args):
+    from .evaluate import evaluate_run
+    from .trec import read_qrels, read_run
+    qrels = read_qrels(args.qrels)
+    rows = {}
+    for path in args.runs:
+        try:
+            rows[str(path)] = evaluate_run(read_run(path), qrels, metrics=args.metrics)
+        except RelevanceDataError as error:
+            raise RelevanceDataError(f"{path}: {error}") from None
+        except ValueError as error:  # an unknown metric name
+            raise RelevanceDataError(str(error)) from None
+    print(markdown_table(rows, args.metrics))
+
+
+def run_cranfield_export(args):
+    from .cranfield import load_cranfield, write_cranfield
+    try:
+        data = load_cranfield(args.data)
+    except (ValueError, FileNotFoundError) as error:
+        raise RelevanceDataError(str(error)) from None
+    paths = write_cranfield(data, args.out)
+    print(f"relcollab: wrote {data} as {', '.join(str(p) for p in paths.values())}")
+
+
+RETRIEVAL_COMMANDS = {'index': run_index, 'search': run_search, 'bm25': run_bm25, 'fuse': run_fuse,
+                      'evaluate': run_evaluate, 'cranfield-export': run_cranfield_export}
