@@ -359,10 +359,13 @@ def _chosen_query_ids(data: Cranfield, query_ids: Iterable[int] | None) -> list[
 
 
 def _sample_unjudged(data: Cranfield, judged: pd.DataFrame, query_ids: list[int],
-                     negatives: int, seed: int) -> pd.DataFrame:
-    "For each query, negatives x n_judged unjudged docs, uniform without replacement, score 0."
+                     negatives: int, seed: int, negative_pool: str = "all") -> pd.DataFrame:
+    "For each query, negatives x n_judged docs it did not judge, uniform without replacement, score 0."
     rng = np.random.default_rng(seed)
-    all_docs = np.sort(data.docs["doc_id"].to_numpy())
+    pools = {"all": data.docs["doc_id"].to_numpy(), "judged": judged["doc_id"].to_numpy()}
+    if negative_pool not in pools:
+        raise ValueError(f"negative_pool must be 'all' or 'judged', got {negative_pool!r}")
+    all_docs = np.unique(pools[negative_pool])
     judged_by_query = judged.groupby("query_id")["doc_id"].apply(np.asarray).to_dict()
     frames = [pd.DataFrame(columns=["query_id", "doc_id", "score"], dtype=np.int64)]
     for query_id in query_ids:
@@ -375,14 +378,16 @@ def _sample_unjudged(data: Cranfield, judged: pd.DataFrame, query_ids: list[int]
 
 
 def cranfield_triples(data: Cranfield, query_ids: Iterable[int] | None = None,
-                      negatives: int = 1, seed: int = 0) -> pd.DataFrame:
+                      negatives: int = 1, seed: int = 0, negative_pool: str = "all") -> pd.DataFrame:
     """Training pairs ``query_id, doc_id, query, doc, score`` for `query_ids` (default: all).
 
     Every judged pair gets ``score = gain`` (1..4). For each query, ``negatives`` x (its number of
     judged docs) unjudged docs are drawn uniformly without replacement (numpy Generator seeded by
     `seed`, so the result is deterministic) with ``score = 0``. ASSUMPTION: unjudged is treated as
     irrelevant; Cranfield's unjudged docs were not judged irrelevant, only not judged.
-    Sorted by query_id, score descending, doc_id.
+    ``negative_pool='judged'`` draws them only from documents judged for the other chosen queries, so
+    a model cannot separate them from relevant ones by what the document is alone (a "judged-looking"
+    prior); it has to match the query. Sorted by query_id, score descending, doc_id.
 
     Example::
 
@@ -394,7 +399,7 @@ def cranfield_triples(data: Cranfield, query_ids: Iterable[int] | None = None,
     chosen = _chosen_query_ids(data, query_ids)
     judged = data.qrels[data.qrels["query_id"].isin(chosen)]
     positives = judged.rename(columns={"gain": "score"})[["query_id", "doc_id", "score"]]
-    unjudged = _sample_unjudged(data, judged, chosen, int(negatives), seed)
+    unjudged = _sample_unjudged(data, judged, chosen, int(negatives), seed, negative_pool)
     pairs = pd.concat([positives.astype(np.int64), unjudged], ignore_index=True)
     pairs = pairs.merge(data.queries[["query_id", "text"]].rename(columns={"text": "query"}),
                         on="query_id", how="left")

@@ -14,7 +14,8 @@ What the metric names mean (ranx's definitions, averaged over queries):
 Each query's documents are ranked by score; equal scores keep the run's `rank` order (ranx itself would
 order ties arbitrarily). Queries are matched by id:
 
-- a judged query (one with a gain >= 1) missing from the run scores 0 on every metric (with a warning);
+- a judged query (one with a gain >= 1) missing from the run is not evaluated, as in trec_eval (with a
+  warning); `all_judged=True` scores it 0 on every metric instead (trec_eval -c);
 - run queries without any relevant judgment are left out (with a warning), as trec_eval does;
 - no query in common raises `RelevanceDataError` (the ids are probably of different kinds);
 - with `doc_ids` (the collection), relevant judged documents outside it are reported (recall cannot reach 1).
@@ -72,20 +73,23 @@ def to_ranx_run(run: pd.DataFrame, query_ids=(), name: str = 'run'):
     return Run(results, name=name)
 
 
-def _comparable(run: pd.DataFrame, qrels: pd.DataFrame, doc_ids=None) -> tuple:
-    "(run, qrels) restricted to the judged queries, with the warnings and errors documented above."
+def _comparable(run: pd.DataFrame, qrels: pd.DataFrame, doc_ids=None, all_judged=False) -> tuple:
+    """(run, qrels) restricted to the queries both have (trec_eval's default), or to every judged query with
+    `all_judged=True` (trec_eval -c: a judged query missing from the run scores 0)."""
     qrels = _check_qrels(qrels)
     relevant = qrels[qrels['gain'] >= 1]
     judged, in_run = set(relevant['qid']), set(run['qid'].astype(str))
     if not judged & in_run:
         raise RelevanceDataError(f"No query id of the run ({_sample(in_run)}) has relevant judgments in the qrels "
                                  f"({_sample(judged)}). Use the same query ids in both (Cranfield: positions 1..225).")
-    _warn_if(judged - in_run, "judged queries have no results in the run; they score 0")
+    _warn_if(judged - in_run, "judged queries have no results in the run; they " +
+             ("score 0" if all_judged else "are not evaluated (all_judged=True scores them 0)"))
     _warn_if(in_run - judged, "run queries have no relevant judgments and are not evaluated")
     if doc_ids is not None:
         outside = set(relevant['docid']) - {str(d) for d in doc_ids}
         _warn_if(outside, "relevant judged documents are not in the collection; recall cannot reach 1")
-    return run[run['qid'].astype(str).isin(judged)], qrels[qrels['qid'].isin(judged)]
+    evaluated = judged if all_judged else judged & in_run
+    return run[run['qid'].astype(str).isin(evaluated)], qrels[qrels['qid'].isin(evaluated)]
 
 
 def _sample(ids, n=5) -> str:
@@ -97,15 +101,16 @@ def _warn_if(ids, message):
     if ids: warnings.warn(f"{len(ids)} {message}: {_sample(ids)}.", stacklevel=3)
 
 
-def evaluate_run(run: pd.DataFrame, qrels: pd.DataFrame, metrics=DEFAULT_METRICS, doc_ids=None) -> dict:
-    """Mean of each ranx metric over the judged queries: `{metric: value}` (see the module docstring).
+def evaluate_run(run: pd.DataFrame, qrels: pd.DataFrame, metrics=DEFAULT_METRICS, doc_ids=None,
+                 all_judged=False) -> dict:
+    """Mean of each ranx metric over the judged queries of the run: `{metric: value}` (see the module docstring).
 
     >>> evaluate_run(read_run('bm25.trec'), read_qrels('qrels.trec'), metrics=['ndcg@10'])  # doctest: +SKIP
     {'ndcg@10': 0.43}
     """
     from ranx import evaluate
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
-    run, qrels = _comparable(run, qrels, doc_ids)
+    run, qrels = _comparable(run, qrels, doc_ids, all_judged)
     ranx_qrels, ranx_run = to_ranx_qrels(qrels), to_ranx_run(run, query_ids=qrels['qid'].unique())
     try:
         scores = evaluate(ranx_qrels, ranx_run, metrics, save_results_in_run=False)

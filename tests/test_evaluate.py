@@ -49,13 +49,20 @@ def test_equal_scores_keep_the_runs_rank_order():
     assert list(to_ranx_run(tied).run['q2'].keys()) == ['d4', 'd5']
 
 
-def test_unmatched_queries_warn_and_missing_ones_score_zero():
+def test_unmatched_queries_warn_and_missing_ones_are_left_out_like_trec_eval():
     extra = pd.concat([RUN[RUN.qid == 'q1'], pd.DataFrame({'qid': ['q7'], 'docid': ['d1'], 'score': [1.0]})])
     with pytest.warns(UserWarning) as record:
         got = evaluate_run(extra, QRELS, metrics=['mrr'])
     messages = ' '.join(str(w.message) for w in record)
-    assert '1 judged queries have no results in the run; they score 0: q2' in messages
+    assert '1 judged queries have no results in the run; they are not evaluated' in messages and 'q2' in messages
     assert 'run queries have no relevant judgments and are not evaluated: q7' in messages
+    assert got['mrr'] == pytest.approx(1.0)
+
+
+def test_all_judged_scores_missing_queries_zero_like_trec_eval_c():
+    only_q1 = RUN[RUN.qid == 'q1']
+    with pytest.warns(UserWarning, match='they score 0: q2'):
+        got = evaluate_run(only_q1, QRELS, metrics=['mrr'], all_judged=True)
     assert got['mrr'] == pytest.approx((1 + 0) / 2)
 
 
