@@ -267,3 +267,16 @@ def test_offline_download_fails_fast(monkeypatch):
     message = str(error.value)
     assert f"could not download Cranfield from {CRANFIELD_URL}" in message
     assert "load_cranfield('path/to/cranfield')" in message and CRANFIELD_ENV in message
+
+
+@needs_cranfield
+def test_triples_from_the_judged_pool_use_documents_judged_for_other_queries(cran):
+    ids = [1, 2, 3, 4, 5, 6]
+    pairs = cranfield_triples(cran, query_ids=ids, negatives=1, seed=0, negative_pool="judged")
+    judged = cran.qrels[cran.qrels.query_id.isin(ids)]
+    negatives = pairs[pairs.score == 0]
+    assert len(negatives) > 0 and set(negatives.doc_id) <= set(judged.doc_id)
+    own = set(zip(judged.query_id, judged.doc_id))
+    assert not any((q, d) in own for q, d in zip(negatives.query_id, negatives.doc_id))
+    with pytest.raises(ValueError, match="negative_pool"):
+        cranfield_triples(cran, query_ids=ids, negative_pool="bm25")
