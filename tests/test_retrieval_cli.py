@@ -117,7 +117,7 @@ def test_bad_inputs_exit_2_with_a_message(workdir, capsys, tmp_path):
     code, _, err = cli(capsys, 'evaluate', tmp_path/'missing.trec', '--qrels', s/'qrels.trec')
     assert code == 2 and 'missing.trec' in err
     (tmp_path/'run.trec').write_text('1 Q0 184 1 0.5 t\n')
-    with pytest.warns(UserWarning, match='9 judged queries have no results in the run; they score 0'):
+    with pytest.warns(UserWarning, match='9 judged queries have no results in the run; they are not evaluated'):
         code, _, err = cli(capsys, 'evaluate', tmp_path/'run.trec', '--qrels', s/'qrels.trec', '--metrics', 'ndcg@ten')
     assert code == 2 and 'ndcg@10' in err
     code, _, err = cli(capsys, 'fuse', tmp_path/'run.trec', tmp_path/'run.trec', '--method', 'rrf',
