@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from .retrieval_cli import RETRIEVAL_COMMANDS, add_retrieval_commands, check_model_file, load_model
-from .validation import RelevanceDataError, check_columns, check_texts, check_triples, read_table
+from .validation import RelevanceDataError, check_columns, check_texts, read_table
 
 __all__ = ['main', 'build_parser']
 
@@ -64,11 +64,10 @@ def read_corpus(path: Path) -> list:
 def run_fit(args):
     from .recipe import train_relevance_model
     df = read_table(args.triples, text_columns=(args.query_col, args.doc_col))
-    check_triples(df, args.query_col, args.doc_col, args.score_col, args.score_range, source=str(args.triples))
     corpus = [text for path in args.corpus for text in read_corpus(path)]
     learn = train_relevance_model(df, args.query_col, args.doc_col, args.score_col, corpus=corpus, size=args.size,
                                   lm_epochs=args.lm_epochs, epochs=args.epochs, valid_pct=args.valid_pct,
-                                  bs=args.bs, seed=args.seed, score_range=args.score_range)
+                                  bs=args.bs, seed=args.seed, score_range=args.score_range, source=str(args.triples))
     learn.export(args.out.absolute())
     print(f"relcollab: exported the learner to {args.out}")
 

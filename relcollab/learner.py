@@ -107,10 +107,11 @@ def _load_matching(module: torch.nn.Module, weights: dict, path: Path):
 
 def _start_at_the_mean(model, dls):
     "Sets the head's bias so the untrained model predicts the training targets' mean (as a regression head should)."
-    targets = dls.train_ds.tls[2] if len(dls.train_ds) else []
-    if len(targets) == 0: return
+    score_col = dls.valid_ds.tls[2].tfms.fs[0].col
+    scores = dls.train_ds.items[score_col] if len(dls.train_ds) else []
+    if len(scores) == 0: return
+    mean = float(dls.score_scaler.encodes(scores.astype('float64')).mean())  # read once, not through the pipeline
     lo, hi = model.head.y_range
-    mean = float(torch.stack([targets[i] for i in range(len(targets))]).float().mean())
     fraction = min(max((mean - lo) / (hi - lo), 1e-3), 1 - 1e-3)
     with torch.no_grad(): model.head.bias.fill_(math.log(fraction / (1 - fraction)))
 

@@ -48,7 +48,11 @@ def lm_dataloaders(texts, vocab=None, valid_pct=0.1, bs=32, seq_len=72, seed=0, 
     >>> len(dls_lm.vocab) % 8
     0
     """
-    texts = [t for t in texts if isinstance(t, str)]
+    texts = list(texts)
+    bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+    if bad:
+        raise TypeError(f"The language model reads strings: texts at positions {bad[:5]} are "
+                        f"{type(texts[bad[0]]).__name__} ({len(bad)} in all); fill or drop them.")
     if len(texts) < 2: raise ValueError(f"The language model needs at least 2 texts, got {len(texts)}.")
     tokens = TextTokenizer(LM_MAX_TOKENS)(texts)
     rng = np.random.default_rng(seed)

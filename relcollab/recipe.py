@@ -41,16 +41,16 @@ def fine_tune_relevance(learn: RelevanceLearner, epochs=4, lr=1e-2, freeze_epoch
 
 def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score', corpus=(), size='small',
                           lm_epochs=4, epochs=4, valid_pct=0.2, valid_col=None, bs=32, seed=0, score_range=None,
-                          lr=1e-2, pretrained=None, path='.') -> RelevanceLearner:
+                          lr=1e-2, pretrained=None, path='.', source='data') -> RelevanceLearner:
     """Checks `df`, trains the LM on every query, document and `corpus` text, then the relevance model.
 
     Validation holds out `valid_pct` of the distinct queries (or uses the boolean `valid_col`). The language
     model reads the training rows' queries and documents plus `corpus`, never a validation query, so the
-    validation scores measure queries the model has never seen.
+    validation scores measure queries the model has never seen. `source` (a file name) labels data errors.
 
     >>> learn = train_relevance_model(triples, size='small', lm_epochs=3, epochs=3)  # doctest: +SKIP
     """
-    check_triples(df, query_col, doc_col, score_col, score_range=score_range)
+    check_triples(df, query_col, doc_col, score_col, score_range=score_range, source=source)
     if valid_col is None:
         df = df.assign(is_valid=query_split(df, query_col, valid_pct, seed))
         valid_col = 'is_valid'

@@ -108,37 +108,24 @@ def test_utf16_bom_is_pointed_out(tmp_path):
         read_table(path)
 
 
-def test_tab_separated_file_named_csv(tmp_path):
-    path = write_text(tmp_path, "pairs.csv", "query\tdoc\tscore\ncats\tcats purr\t1\n")
-    with pytest.raises(RelevanceDataError, match=r"pairs\.csv: read as a single column.*looks tab-separated: name it \.tsv"):
+@pytest.mark.parametrize("name, content, message", [
+    ("pairs.csv", "query\tdoc\tscore\ncats\tcats purr\t1\n",
+     r"pairs\.csv: read as a single column.*looks tab-separated: name it \.tsv"),
+    ("pairs.tsv", "query,doc,score\ncats,cats purr,1\n", r"pairs\.tsv: .*looks comma-separated: name it \.csv"),
+    ("pairs.txt", "query;doc;score\ncats;cats purr;1\n",
+     r"pairs\.txt: .*read as comma-separated.*looks semicolon-separated: pass sep=';'"),
+    ("ragged.csv", "query,doc,score\ncats,cats purr,1\ndogs,dogs, they bark,0\n",
+     r"ragged\.csv: line 3 has 4 fields but the header has 3.*double quotes"),
+    ("trailing.csv", "query,doc,score\ncats,purr,1,\ndogs,bark,0,\n",
+     r"trailing\.csv: every row has more fields than the header"),
+], ids=["tab-separated-named-csv", "comma-separated-named-tsv", "unknown-extension-read-as-comma",
+        "ragged-row-names-the-line", "trailing-delimiter-is-not-silently-an-index"])
+def test_misshapen_files_say_what_is_wrong_and_how_to_fix_it(tmp_path, name, content, message):
+    path = write_text(tmp_path, name, content)
+    with pytest.raises(RelevanceDataError, match=message):
         read_table(path)
 
 
-def test_comma_separated_file_named_tsv(tmp_path):
-    path = write_text(tmp_path, "pairs.tsv", "query,doc,score\ncats,cats purr,1\n")
-    with pytest.raises(RelevanceDataError, match=r"pairs\.tsv: .*looks comma-separated: name it \.csv"):
-        read_table(path)
-
-
-def test_unknown_extension_says_it_was_read_as_comma(tmp_path):
-    path = write_text(tmp_path, "pairs.txt", "query;doc;score\ncats;cats purr;1\n")
-    with pytest.raises(RelevanceDataError, match=r"pairs\.txt: .*read as comma-separated.*looks semicolon-separated: pass sep=';'"):
-        read_table(path)
-
-
-def test_ragged_csv_names_the_line(tmp_path):
-    path = write_text(tmp_path, "ragged.csv", "query,doc,score\ncats,cats purr,1\ndogs,dogs, they bark,0\n")
-    with pytest.raises(RelevanceDataError, match=r"ragged\.csv: line 3 has 4 fields but the header has 3.*double quotes"):
-        read_table(path)
-
-
-def test_trailing_delimiter_on_every_row_is_not_silently_an_index(tmp_path):
-    path = write_text(tmp_path, "trailing.csv", "query,doc,score\ncats,purr,1,\ndogs,bark,0,\n")
-    with pytest.raises(RelevanceDataError, match=r"trailing\.csv: every row has more fields than the header"):
-        read_table(path)
-
-
-# -------------------------------------------------------------- check_columns
 def test_missing_column_names_option_available_columns_and_suggestion():
     frame = make_pairs()
     pattern = r"no column 'qeury' for query_col \(--query-col / query_col=\).*'query', 'doc', 'score'.*Did you mean 'query'\?"
