@@ -105,12 +105,16 @@ def get_relevance_model(vocab_sz: int, config: dict, drop_mult: float = 1., shar
     >>> get_relevance_model(100, relevance_config('small')).head.bias.shape
     torch.Size([1])
     """
+    hparams = dict(vocab_sz=vocab_sz, config=dict(config), drop_mult=drop_mult, shared=shared, proj_sz=proj_sz,
+                   y_range=list(y_range), bptt=bptt)
     config = {k: (v * drop_mult if k.endswith('_p') else v) for k, v in config.items()}
     head_p = config.pop('output_p', 0.1)
     query_tower = _tower(vocab_sz, config, bptt)
     doc_tower = query_tower if shared else _tower(vocab_sz, config, bptt)
     head = RelevanceHead(3 * config['emb_sz'], proj_sz, y_range=y_range, p=head_p)
-    return RelevanceModel(query_tower, doc_tower, head)
+    model = RelevanceModel(query_tower, doc_tower, head)
+    model.hparams = hparams  # JSON-able: get_relevance_model(**model.hparams) rebuilds this architecture
+    return model
 
 
 def relevance_split(model: RelevanceModel):
