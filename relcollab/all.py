@@ -4,6 +4,7 @@ from fastai.callback.all import *  # noqa: F401,F403  (fit_one_cycle, lr_find, S
 from fastai.text.all import *  # noqa: F401,F403  (AWD_LSTM, TextDataLoaders, language_model_learner, ...)
 
 from .bm25 import *  # noqa: F401,F403
+from .checkpoint import *  # noqa: F401,F403  (EpochCheckpoint, fit_stages)
 from .configs import *  # noqa: F401,F403
 from .cranfield import *  # noqa: F401,F403
 from .data import *  # noqa: F401,F403
@@ -11,9 +12,11 @@ from .encode import *  # noqa: F401,F403  (learn.encode, learn.score_vectors)
 from .evaluate import *  # noqa: F401,F403
 from .fusion import *  # noqa: F401,F403
 from .index import *  # noqa: F401,F403  (DocIndex, learn.index, learn.search)
+from .interpret import *  # noqa: F401,F403  (RelevanceInterpretation)
 from .learner import *  # noqa: F401,F403
 from .lm import *  # noqa: F401,F403
 from .model import *  # noqa: F401,F403
+from .pretrained import *  # noqa: F401,F403  (learn.save_pretrained, load_pretrained)
 from .rank import *  # noqa: F401,F403  (learn.rank)
 from .recipe import *  # noqa: F401,F403
 from .scores import *  # noqa: F401,F403

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .retrieval_cli import RETRIEVAL_COMMANDS, add_retrieval_commands, check_model_file, load_model
+from .configs import MODEL_SIZES
+from .retrieval_cli import MODEL_HELP, RETRIEVAL_COMMANDS, add_retrieval_commands, check_model_file, load_model
 from .validation import RelevanceDataError, check_columns, check_texts, read_table
 
 __all__ = ['main', 'build_parser']
@@ -23,20 +24,26 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest='command', required=True)
     fit = commands.add_parser('fit', help='train the LM and the relevance model on a triples file, then export it')
     fit.add_argument('triples', type=Path, help='CSV (or .tsv) of query, document, score rows')
-    fit.add_argument('--out', type=Path, required=True, help='where to write the exported learner (.pkl)')
+    fit.add_argument('--out', type=Path, help='where to write the exported learner (.pkl, pickle)')
+    fit.add_argument('--pretrained', type=Path, metavar='DIR',
+                     help='also (or instead) save the model pickle-free into DIR (safetensors + JSON)')
     _add_columns(fit)
     fit.add_argument('--score-range', type=float, nargs=2, metavar=('LO', 'HI'),
                      help='scores map to [0, 1] by this range (default: the data min and max)')
     fit.add_argument('--corpus', type=Path, nargs='*', default=[],
                      help='extra texts for the language model: .txt (one per line) or CSV/TSV with a text column')
-    fit.add_argument('--size', choices=['small', 'base'], default='small')
+    fit.add_argument('--size', choices=sorted(MODEL_SIZES), default='small')
     fit.add_argument('--lm-epochs', type=int, default=4)
     fit.add_argument('--epochs', type=int, default=4)
     fit.add_argument('--valid-pct', type=float, default=0.2, help='share of distinct queries held out for validation')
     fit.add_argument('--bs', type=int, default=32)
     fit.add_argument('--seed', type=int, default=0)
+    fit.add_argument('--checkpoint-dir', type=Path, metavar='DIR',
+                     help='write a checkpoint into DIR after every epoch (atomically)')
+    fit.add_argument('--resume', action='store_true',
+                     help='continue the run checkpointed in --checkpoint-dir (after a crash or a kill)')
     score = commands.add_parser('score', help='score (query, document) pairs with an exported model')
-    score.add_argument('model', type=Path, help='a learner exported by `relcollab fit` (.pkl)')
+    score.add_argument('model', type=Path, help=MODEL_HELP)
     score.add_argument('pairs', type=Path, help='CSV (or .tsv) with the query and document columns')
     score.add_argument('--out', type=Path, required=True, help='CSV: the input rows plus a `prediction` column')
     _add_columns(score, score=False)
@@ -61,15 +68,35 @@ def read_corpus(path: Path) -> list:
     return frame['text'].tolist()
 
 
+def check_fit_outputs(args):
+    "Fails before training when there is nowhere to save the model, or --resume has no --checkpoint-dir."
+    from .pretrained import check_save_target
+    if args.out is None and args.pretrained is None:
+        raise RelevanceDataError("fit needs --out MODEL.pkl, --pretrained DIR or both: where to save the model.")
+    if args.resume and args.checkpoint_dir is None:
+        raise RelevanceDataError("--resume needs --checkpoint-dir DIR: the directory of the run to continue.")
+    if args.pretrained is not None: check_save_target(args.pretrained)
+
+
 def run_fit(args):
+    from .checkpoint import checkpoint_progress
     from .recipe import train_relevance_model
+    check_fit_outputs(args)
     df = read_table(args.triples, text_columns=(args.query_col, args.doc_col))
     corpus = [text for path in args.corpus for text in read_corpus(path)]
+    if args.resume and (progress := checkpoint_progress(args.checkpoint_dir)) is not None:
+        print(f"relcollab: resuming after stage {progress['stage'] + 1}, epoch {progress['epoch'] + 1} "
+              f"({args.checkpoint_dir})")
     learn = train_relevance_model(df, args.query_col, args.doc_col, args.score_col, corpus=corpus, size=args.size,
                                   lm_epochs=args.lm_epochs, epochs=args.epochs, valid_pct=args.valid_pct,
-                                  bs=args.bs, seed=args.seed, score_range=args.score_range, source=str(args.triples))
-    learn.export(args.out.absolute())
-    print(f"relcollab: exported the learner to {args.out}")
+                                  bs=args.bs, seed=args.seed, score_range=args.score_range, source=str(args.triples),
+                                  checkpoint_dir=args.checkpoint_dir, resume=args.resume)
+    if args.out is not None:
+        learn.export(args.out.absolute())
+        print(f"relcollab: exported the learner to {args.out}")
+    if args.pretrained is not None:
+        learn.save_pretrained(args.pretrained)
+        print(f"relcollab: saved the model pickle-free to {args.pretrained}/")
 
 
 def run_score(args):
@@ -99,7 +126,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         {'fit': run_fit, 'score': run_score, 'demo': run_demo, **RETRIEVAL_COMMANDS}[args.command](args)
-    except (RelevanceDataError, FileNotFoundError, ConnectionError) as error:
+    except (RelevanceDataError, FileNotFoundError, FileExistsError, ConnectionError) as error:
         print(f"relcollab {args.command}: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -75,7 +75,7 @@ def _encode_ids(model, token_ids: list, side: str, bs: int, show_progress: bool)
     encode_side = model.encode_query if side == 'query' else model.encode_doc
     pad_idx = (model.query_tower if side == 'query' else model.doc_tower).encoder.pad_idx
     device = next(model.parameters()).device
-    out = torch.empty(len(token_ids), model.head.query_proj[-1].out_features, dtype=torch.float32)
+    out = torch.empty(len(token_ids), model.head.out_features, dtype=torch.float32)
     was_training = model.training
     with _PREDICT_LOCK:
         model.eval()

@@ -15,7 +15,8 @@ from fastai.text.models.awdlstm import AWD_LSTM
 from fastcore.meta import delegates
 
 from .configs import relevance_config
-from .data import pairs_frame
+from .data import TOKENS_SUFFIX, pairs_frame
+from .losses import InBatchLoss
 from .model import get_relevance_model, relevance_split
 
 __all__ = ['RelevanceLearner', 'relevance_learner', 'EncoderMismatchError']
@@ -105,6 +106,33 @@ def _load_matching(module: torch.nn.Module, weights: dict, path: Path):
     module.load_state_dict(weights)
 
 
+def _training_documents(dls) -> list:
+    "The distinct training documents' tokens."
+    token_col = dls.doc_col + TOKENS_SUFFIX
+    items = dls.train_ds.items
+    docs = items[token_col] if token_col in items else dls.tokenizer(items[dls.doc_col].tolist())
+    return list({tuple(tokens): None for tokens in docs})
+
+
+def document_idf(dls) -> torch.Tensor:
+    "BM25's idf, log(1 + (n - df + 0.5) / (df + 0.5)), of every vocabulary entry over the distinct training documents."
+    docs = _training_documents(dls)
+    index = {word: i for i, word in enumerate(dls.vocab)}
+    df = torch.zeros(len(dls.vocab))
+    for tokens in docs:
+        ids = list({index[t] for t in tokens if t in index})
+        if ids: df[ids] += 1
+    return torch.log1p((len(docs) - df + 0.5) / (df + 0.5))
+
+
+def _start_from_bm25(model, dls):
+    "The lexical channel starts as BM25 over the training documents (idf, average length)."
+    docs = _training_documents(dls)
+    avg_len = float(np.mean([len(d) for d in docs])) if docs else 100.
+    idf = document_idf(dls)
+    for tower in (model.query_tower, model.doc_tower): tower.term_weights.init_bm25(idf, avg_len)
+
+
 def _start_at_the_mean(model, dls):
     "Sets the head's bias so the untrained model predicts the training targets' mean (as a regression head should)."
     score_col = dls.valid_ds.tls[2].tfms.fs[0].col
@@ -118,7 +146,8 @@ def _start_at_the_mean(model, dls):
 
 @delegates(Learner.__init__)
 def relevance_learner(dls, arch=AWD_LSTM, config=None, drop_mult=1., shared=False, y_range=(0., 1.),
-                      proj_sz=256, bptt=72, **kwargs) -> RelevanceLearner:
+                      proj_sz=256, bptt=72, in_batch=False, pool_embeddings=False, lexical=False,
+                      **kwargs) -> RelevanceLearner:
     """A `Learner` for `dls` from `RelevanceDataLoaders`: two AWD-LSTM towers, a dot product, MSE on [0, 1].
 
     >>> learn = relevance_learner(dls, AWD_LSTM, config=relevance_config('small'))  # doctest: +SKIP
@@ -127,8 +156,10 @@ def relevance_learner(dls, arch=AWD_LSTM, config=None, drop_mult=1., shared=Fals
     if arch is not AWD_LSTM: raise ValueError("relevance_learner supports arch=AWD_LSTM only.")
     if config is None: config = relevance_config('base')
     model = get_relevance_model(len(dls.vocab), config, drop_mult=drop_mult, shared=shared,
-                                proj_sz=proj_sz, y_range=y_range, bptt=bptt)
+                                proj_sz=proj_sz, y_range=y_range, bptt=bptt, pool_embeddings=pool_embeddings, lexical=lexical)
+    model.in_batch = in_batch
+    if lexical: _start_from_bm25(model, dls)
     _start_at_the_mean(model, dls)
     if 'metrics' not in kwargs: kwargs['metrics'] = [rmse, SpearmanCorrCoef()]
-    if 'loss_func' not in kwargs: kwargs['loss_func'] = MSELossFlat()
+    if 'loss_func' not in kwargs: kwargs['loss_func'] = InBatchLoss(y_range) if in_batch else MSELossFlat()
     return RelevanceLearner(dls, model, splitter=relevance_split, **kwargs)

@@ -1,5 +1,6 @@
 """The two-tower model: AWD-LSTM encoders, masked concat pooling, projections, a dot product."""
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -10,7 +11,7 @@ from fastai.torch_core import Module, params
 from fastcore.foundation import L
 from torch import nn
 
-__all__ = ['masked_concat_pool', 'TextTower', 'RelevanceHead', 'RelevanceModel', 'get_relevance_model',
+__all__ = ['masked_concat_pool', 'TermWeights', 'TextTower', 'InBatchScores', 'same_rows', 'RelevanceHead', 'RelevanceModel', 'get_relevance_model',
            'relevance_split']
 
 
@@ -28,35 +29,96 @@ def masked_concat_pool(output: torch.Tensor, pad_mask: torch.Tensor) -> torch.Te
     return torch.cat([last, max_pool, mean_pool], dim=1)
 
 
+class TermWeights(Module):
+    """Keeps term identity: BM25 over the vocabulary, with term frequencies the LSTM learns to weigh.
+
+    Each token gets a weight softplus(linear(lstm_output_t) + word_bias[token_t]), 1 at the start. A query's
+    lexical vector (bs, vocab_sz) holds, for each word it contains, its largest weight. A document's
+    (`saturate=True`) holds BM25's term score of each word, idf(w) * tf (k1 + 1) / (tf + k1 (1 - b + b L / avg_L)),
+    with tf the sum of the word's token weights and L the document's token count. So the dot product of an
+    untrained query's and document's lexical vectors is BM25 (see `init_bm25`); training moves the token
+    weights by context (a DeepImpact-style learned term frequency) and the idf of each word.
+    """
+    def __init__(self, vocab_sz: int, n_hid: int, saturate: bool = False, k1: float = 1.2, b: float = 0.75):
+        self.context = nn.Linear(n_hid, 1)
+        nn.init.zeros_(self.context.weight); nn.init.zeros_(self.context.bias)
+        self.word_bias = nn.Parameter(torch.full((vocab_sz,), math.log(math.expm1(1.))))
+        self.saturate, self.k1, self.b = saturate, k1, b
+        self.idf = nn.Parameter(torch.ones(vocab_sz)) if saturate else None
+        self.register_buffer('avg_len', torch.tensor(100.))
+
+    def init_bm25(self, idf: torch.Tensor, avg_len: float):
+        "Start from BM25: the words' idf and the training documents' average length in tokens."
+        with torch.no_grad():
+            if self.idf is not None: self.idf.copy_(idf)
+            self.avg_len.fill_(float(avg_len))
+
+    def forward(self, output: torch.Tensor, tokens: torch.Tensor, pad_mask: torch.Tensor) -> torch.Tensor:
+        weights = F.softplus(self.context(output).squeeze(-1) + self.word_bias[tokens]).masked_fill(pad_mask, 0.)
+        lexical = weights.new_zeros(len(tokens), len(self.word_bias))
+        if not self.saturate: return lexical.scatter_reduce(1, tokens, weights, reduce='amax', include_self=True)
+        tf = lexical.scatter_add(1, tokens, weights)
+        length = (~pad_mask).sum(dim=1, keepdim=True).to(weights.dtype)
+        norm = self.k1 * (1 - self.b + self.b * length / self.avg_len)
+        return self.idf * tf * (self.k1 + 1) / (tf + norm)
+
+
 class TextTower(Module):
     """Encodes padded token ids (bs, sl) into one pooled vector per row (bs, 3*emb_sz).
 
     fastai's `SentenceEncoder` expects rows sorted longest first; the tower sorts them and restores the
     caller's order, so a text's vector does not depend on the rest of its batch.
     """
-    def __init__(self, encoder: SentenceEncoder):
-        self.encoder = encoder
+    def __init__(self, encoder: SentenceEncoder, pool_embeddings: bool = False, lexical: bool = False,
+                 saturate: bool = False):
+        self.encoder, self.pool_embeddings = encoder, pool_embeddings
+        vocab_sz, emb_sz = encoder.module.encoder.num_embeddings, encoder.module.emb_sz
+        self.term_weights = TermWeights(vocab_sz, emb_sz, saturate=saturate) if lexical else None
 
     @property
     def awd_lstm(self) -> AWD_LSTM: return self.encoder.module
+
+    @property
+    def out_features(self) -> int:
+        "Size of the pooled (dense) features; a lexical tower appends `vocab_sz` term weights after them."
+        emb_sz = self.awd_lstm.emb_sz
+        return 3 * emb_sz + (emb_sz if self.pool_embeddings else 0)
+
+    @property
+    def lexical_features(self) -> int:
+        return 0 if self.term_weights is None else len(self.term_weights.word_bias)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         lengths = (tokens != self.encoder.pad_idx).sum(dim=1)
         order = torch.argsort(lengths, descending=True, stable=True)
         output, pad_mask = self.encoder(tokens[order])
-        pooled = masked_concat_pool(output, pad_mask)
-        return pooled[torch.argsort(order)]
+        restore = torch.argsort(order)
+        parts = [masked_concat_pool(output, pad_mask)[restore]]
+        if self.pool_embeddings: parts.append(self.mean_embedding(tokens))
+        if self.term_weights is not None: parts.append(self.term_weights(output, tokens[order], pad_mask)[restore])
+        return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+
+    def mean_embedding(self, tokens: torch.Tensor) -> torch.Tensor:
+        "Mean input embedding over the real tokens: which words the text contains, in the LM's embedding space."
+        real = (tokens != self.encoder.pad_idx).unsqueeze(-1)
+        embedded = self.awd_lstm.encoder_dp(tokens) if self.training else self.awd_lstm.encoder(tokens)
+        return (embedded * real).sum(dim=1) / real.sum(dim=1).clamp(min=1)
 
 
 class RelevanceHead(Module):
     """Projects each side's pooled vector to unit length; score = sigmoid_range(scale * query . doc + bias).
+
+    With `n_lexical` term weights after the `n_in` pooled features (a lexical tower), each vector is
+    [unit projection, term weights] (the query's term weights times a learned `lexical_scale`), so
+    query . doc = cosine + lexical_scale * (shared-word term weights): still one dot product.
 
     Unit vectors bound the logits by the learned `scale`, so a large learning rate cannot push the sigmoid
     into saturation, where MSE has no gradient and every score collapses to a constant. BatchNorm centres the
     pooled features first: raw LSTM features share a large common direction that makes every cosine alike.
     In eval mode it uses running statistics, so a text's vector never depends on its batch.
     """
-    def __init__(self, n_in: int, proj_sz: int, y_range=(0., 1.), p: float = 0.1, init_scale: float = 1.):
+    def __init__(self, n_in: int, proj_sz: int, y_range=(0., 1.), p: float = 0.1, init_scale: float = 1.,
+                 n_lexical: int = 0, init_lexical_scale: float = 0.1):
         self.query_proj = nn.Sequential(nn.BatchNorm1d(n_in), nn.Dropout(p), nn.Linear(n_in, proj_sz))
         self.doc_proj = nn.Sequential(nn.BatchNorm1d(n_in), nn.Dropout(p), nn.Linear(n_in, proj_sz))
         # Same start on both sides: with both towers loaded from one LM encoder, the untrained model already
@@ -64,21 +126,50 @@ class RelevanceHead(Module):
         self.doc_proj.load_state_dict(self.query_proj.state_dict())
         self.log_scale = nn.Parameter(torch.tensor([math.log(init_scale)]))
         self.bias = nn.Parameter(torch.zeros(1))
-        self.y_range = tuple(y_range)
+        self.y_range, self.n_in, self.n_lexical = tuple(y_range), n_in, n_lexical
+        self.log_lexical_scale = nn.Parameter(torch.tensor([math.log(init_lexical_scale)])) if n_lexical else None
 
-    def project_query(self, pooled): return F.normalize(self.query_proj(pooled), dim=-1)
-    def project_doc(self, pooled): return F.normalize(self.doc_proj(pooled), dim=-1)
+    @property
+    def out_features(self) -> int: return self.query_proj[-1].out_features + self.n_lexical
+
+    def project_query(self, pooled):
+        dense = F.normalize(self.query_proj(pooled[:, :self.n_in]), dim=-1)
+        if not self.n_lexical: return dense
+        return torch.cat([dense, pooled[:, self.n_in:] * self.log_lexical_scale.exp()], dim=1)
+
+    def project_doc(self, pooled):
+        dense = F.normalize(self.doc_proj(pooled[:, :self.n_in]), dim=-1)
+        return torch.cat([dense, pooled[:, self.n_in:]], dim=1) if self.n_lexical else dense
 
     def score(self, query_vectors: torch.Tensor, doc_vectors: torch.Tensor) -> torch.Tensor:
         "Scores (bs, 1) of row-aligned projected vectors."
-        logits = (query_vectors * doc_vectors).sum(dim=1, keepdim=True) * self.log_scale.exp() + self.bias
-        return sigmoid_range(logits, *self.y_range)
+        return sigmoid_range(self.logits(query_vectors, doc_vectors), *self.y_range)
+
+    def logits(self, query_vectors: torch.Tensor, doc_vectors: torch.Tensor) -> torch.Tensor:
+        return (query_vectors * doc_vectors).sum(dim=1, keepdim=True) * self.log_scale.exp() + self.bias
+
+
+class InBatchScores(NamedTuple):
+    "Training output of an in-batch model: every query of the batch against every document (bs, bs)."
+    logits: torch.Tensor
+    similarities: torch.Tensor  # query . doc before the scale and bias (cosines, plus term matches if lexical)
+    same_query: torch.Tensor
+    same_doc: torch.Tensor
+
+
+def same_rows(tokens: torch.Tensor) -> torch.Tensor:
+    "(bs, bs) True where two rows of a padded token batch are the same text."
+    return (tokens[:, None, :] == tokens[None, :, :]).all(dim=-1)
 
 
 class RelevanceModel(Module):
-    "Two text towers (or one shared), a projection head and a dot product: forward(query, doc) -> (bs, 1)."
-    def __init__(self, query_tower: TextTower, doc_tower: TextTower, head: RelevanceHead):
-        self.query_tower, self.doc_tower, self.head = query_tower, doc_tower, head
+    """Two text towers (or one shared), a projection head and a dot product: forward(query, doc) -> (bs, 1).
+
+    With `in_batch=True` the model returns, in training only, `InBatchScores` for all B x B (query, document)
+    pairs of the batch (for `InBatchLoss`); in evaluation it always returns the (bs, 1) pair scores.
+    """
+    def __init__(self, query_tower: TextTower, doc_tower: TextTower, head: RelevanceHead, in_batch: bool = False):
+        self.query_tower, self.doc_tower, self.head, self.in_batch = query_tower, doc_tower, head, in_batch
 
     @property
     def shared(self) -> bool: return self.query_tower is self.doc_tower
@@ -87,42 +178,55 @@ class RelevanceModel(Module):
     def encode_doc(self, tokens): return self.head.project_doc(self.doc_tower(tokens))
 
     def forward(self, query_tokens, doc_tokens):
-        return self.head.score(self.encode_query(query_tokens), self.encode_doc(doc_tokens))
+        queries, docs = self.encode_query(query_tokens), self.encode_doc(doc_tokens)
+        if not (self.training and self.in_batch): return self.head.score(queries, docs)
+        similarities = queries @ docs.T
+        logits = similarities * self.head.log_scale.exp() + self.head.bias
+        return InBatchScores(logits, similarities, same_rows(query_tokens), same_rows(doc_tokens))
 
     def reset(self):
         for tower in (self.query_tower, self.doc_tower): tower.encoder.reset()
 
 
-def _tower(vocab_sz: int, config: dict, bptt: int) -> TextTower:
-    return TextTower(SentenceEncoder(bptt=bptt, module=AWD_LSTM(vocab_sz, **config), pad_idx=config['pad_token']))
+def _tower(vocab_sz: int, config: dict, bptt: int, pool_embeddings: bool, lexical: bool, doc_side: bool) -> TextTower:
+    encoder = SentenceEncoder(bptt=bptt, module=AWD_LSTM(vocab_sz, **config), pad_idx=config['pad_token'])
+    return TextTower(encoder, pool_embeddings=pool_embeddings, lexical=lexical, saturate=doc_side)
 
 
 def get_relevance_model(vocab_sz: int, config: dict, drop_mult: float = 1., shared: bool = False,
-                        proj_sz: int = 256, y_range=(0., 1.), bptt: int = 72) -> RelevanceModel:
+                        proj_sz: int = 256, y_range=(0., 1.), bptt: int = 72,
+                        pool_embeddings: bool = False, lexical: bool = False) -> RelevanceModel:
     """Builds the two-tower model from an AWD-LSTM `config` (see `relevance_config`).
+
+    `pool_embeddings` adds each text's mean input embedding to its pooled LSTM features; `lexical` adds
+    learned term weights over the vocabulary (`TermWeights`), so shared words count as in BM25.
 
     >>> from relcollab.configs import relevance_config
     >>> get_relevance_model(100, relevance_config('small')).head.bias.shape
     torch.Size([1])
     """
     hparams = dict(vocab_sz=vocab_sz, config=dict(config), drop_mult=drop_mult, shared=shared, proj_sz=proj_sz,
-                   y_range=list(y_range), bptt=bptt)
+                   y_range=list(y_range), bptt=bptt, pool_embeddings=pool_embeddings, lexical=lexical)
     config = {k: (v * drop_mult if k.endswith('_p') else v) for k, v in config.items()}
     head_p = config.pop('output_p', 0.1)
-    query_tower = _tower(vocab_sz, config, bptt)
-    doc_tower = query_tower if shared else _tower(vocab_sz, config, bptt)
-    head = RelevanceHead(3 * config['emb_sz'], proj_sz, y_range=y_range, p=head_p)
+    if shared and lexical: raise ValueError("lexical=True needs two towers (shared=False): the document side saturates term frequencies.")
+    query_tower = _tower(vocab_sz, config, bptt, pool_embeddings, lexical, doc_side=False)
+    doc_tower = query_tower if shared else _tower(vocab_sz, config, bptt, pool_embeddings, lexical, doc_side=True)
+    head = RelevanceHead(query_tower.out_features, proj_sz, y_range=y_range, p=head_p,
+                         n_lexical=query_tower.lexical_features)
     model = RelevanceModel(query_tower, doc_tower, head)
     model.hparams = hparams  # JSON-able: get_relevance_model(**model.hparams) rebuilds this architecture
     return model
 
 
 def relevance_split(model: RelevanceModel):
-    """ULMFiT parameter groups: embeddings, each LSTM layer (both towers together), then the head."""
+    """ULMFiT parameter groups: embeddings, each LSTM layer (both towers together), then the head (with the
+    lexical term weights, if any). Every parameter is in exactly one group."""
     towers = [model.query_tower] if model.shared else [model.query_tower, model.doc_tower]
     lstms = [tower.awd_lstm for tower in towers]
     groups = [nn.ModuleList([nn.Sequential(m.encoder, m.encoder_dp) for m in lstms])]
     groups += [nn.ModuleList([nn.Sequential(m.rnns[i], m.hidden_dps[i]) for m in lstms])
                for i in range(lstms[0].n_layers)]
-    groups.append(model.head)
+    term_weights = [tower.term_weights for tower in towers if tower.term_weights is not None]
+    groups.append(nn.ModuleList([model.head, *term_weights]))  # term weights train with the head, from the start
     return L(groups).map(params)

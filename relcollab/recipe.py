@@ -3,13 +3,15 @@ import numpy as np
 import pandas as pd
 from fastai.torch_core import set_seed
 
+from .checkpoint import finished_lm, fit_stages, mark_lm_done, run_fingerprint, ulmfit_stages
 from .configs import relevance_config
 from .data import RelevanceDataLoaders
 from .learner import RelevanceLearner, relevance_learner
 from .lm import language_model_stage
+from .pseudo import pseudo_queries
 from .validation import check_triples
 
-__all__ = ['query_split', 'fine_tune_relevance', 'train_relevance_model']
+__all__ = ['query_split', 'with_pseudo_queries', 'fine_tune_relevance', 'train_relevance_model']
 
 
 def query_split(df: pd.DataFrame, query_col='query', valid_pct=0.2, seed=0) -> pd.Series:
@@ -24,29 +26,49 @@ def query_split(df: pd.DataFrame, query_col='query', valid_pct=0.2, seed=0) -> p
     return df[query_col].isin(valid_queries).rename('is_valid')
 
 
-def fine_tune_relevance(learn: RelevanceLearner, epochs=4, lr=1e-2, freeze_epochs=1):
+def with_pseudo_queries(df, query_col, doc_col, score_col, valid_col, per_doc=4, score_range=None, seed=0, corpus=()):
+    """`df` plus `per_doc` pseudo-queries for each distinct training document and `corpus` text, at the top score.
+
+    The caller's frame is not changed; validation rows get none (they measure real queries only).
+
+    >>> with_pseudo_queries(df, 'query', 'doc', 'score', 'is_valid', per_doc=2)  # doctest: +SKIP
+    """
+    if not per_doc: return df
+    train_docs = pd.unique(pd.concat([df.loc[~df[valid_col].astype(bool), doc_col], pd.Series(list(corpus), dtype=object)]))
+    top = float(score_range[1]) if score_range is not None else float(pd.to_numeric(df[score_col]).max())
+    weak = pseudo_queries(train_docs, n_per_doc=per_doc, score=top, seed=seed, query_col=query_col,
+                          doc_col=doc_col, score_col=score_col).assign(**{valid_col: False})
+    return pd.concat([df[[query_col, doc_col, score_col, valid_col]], weak], ignore_index=True)
+
+
+def fine_tune_relevance(learn: RelevanceLearner, epochs=4, lr=1e-2, freeze_epochs=1, checkpoint_dir=None,
+                        resume=False):
     """ULMFiT's schedule: the head alone, then the last LSTM layer too, then everything with discriminative lrs.
+
+    With `checkpoint_dir`, a checkpoint is written atomically after every epoch; `resume=True` continues from
+    it after a crash (see `relcollab.checkpoint`).
 
     >>> fine_tune_relevance(learn, epochs=4, lr=1e-2)  # doctest: +SKIP
     """
-    learn.freeze()
-    learn.fit_one_cycle(freeze_epochs, lr)
-    learn.freeze_to(-2)
-    learn.fit_one_cycle(1, slice(lr / (2.6 ** 4), lr / 2))
-    learn.unfreeze()
-    remaining = max(epochs - freeze_epochs - 1, 1)
-    learn.fit_one_cycle(remaining, slice(lr / 10 / (2.6 ** 4), lr / 10))
-    return learn
+    return fit_stages(learn, ulmfit_stages(epochs, lr, freeze_epochs), checkpoint_dir=checkpoint_dir, resume=resume)
 
 
 def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score', corpus=(), size='small',
                           lm_epochs=4, epochs=4, valid_pct=0.2, valid_col=None, bs=32, seed=0, score_range=None,
-                          lr=1e-2, pretrained=None, path='.', source='data') -> RelevanceLearner:
+                          lr=1e-2, pretrained=None, path='.', source='data', checkpoint_dir=None,
+                          resume=False, pseudo_per_doc=4, in_batch=True, lexical=True) -> RelevanceLearner:
     """Checks `df`, trains the LM on every query, document and `corpus` text, then the relevance model.
 
     Validation holds out `valid_pct` of the distinct queries (or uses the boolean `valid_col`). The language
     model reads the training rows' queries and documents plus `corpus`, never a validation query, so the
     validation scores measure queries the model has never seen. `source` (a file name) labels data errors.
+    With `checkpoint_dir`, training checkpoints every epoch; `resume=True` continues a killed run from there
+    (skipping the language model when it had finished).
+
+    The relevance stage also learns from the documents themselves: `pseudo_per_doc` short spans of every
+    training document (and `corpus` text) serve as queries for it, at the top score (`pseudo_queries`; 0 turns this off). It
+    trains on the whole in-batch score matrix (`in_batch`) and adds BM25-initialised learned term weights to
+    the dense vectors (`lexical`); see `relevance_learner`.
 
     >>> learn = train_relevance_model(triples, size='small', lm_epochs=3, epochs=3)  # doctest: +SKIP
     """
@@ -56,10 +78,16 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
         valid_col = 'is_valid'
     train = df[~df[valid_col].astype(bool)]
     texts = list(pd.unique(pd.concat([train[doc_col], train[query_col], pd.Series(list(corpus), dtype=object)])))
-    lm = language_model_stage(texts, size=size, epochs=lm_epochs, pretrained=pretrained, seed=seed, path=path)
+    run = run_fingerprint(df[[query_col, doc_col, score_col, valid_col]], corpus, size, lm_epochs, seed, pretrained)
+    lm = finished_lm(checkpoint_dir, run) if resume and checkpoint_dir is not None else None
+    if lm is None:
+        lm = language_model_stage(texts, size=size, epochs=lm_epochs, pretrained=pretrained, seed=seed, path=path)
+        if checkpoint_dir is not None: mark_lm_done(checkpoint_dir, lm, run)
+        lm = {'vocab': lm.vocab, 'encoder_name': lm.encoder_name}
     set_seed(seed, reproducible=True)
-    dls = RelevanceDataLoaders.from_df(df, query_col, doc_col, score_col, vocab=lm.vocab, valid_col=valid_col,
+    rows = with_pseudo_queries(df, query_col, doc_col, score_col, valid_col, pseudo_per_doc, score_range, seed, corpus)
+    dls = RelevanceDataLoaders.from_df(rows, query_col, doc_col, score_col, vocab=lm['vocab'], valid_col=valid_col,
                                        bs=bs, seed=seed, score_range=score_range, path=path)
-    learn = relevance_learner(dls, config=relevance_config(size))
-    learn.load_encoder(lm.encoder_name)
-    return fine_tune_relevance(learn, epochs=epochs, lr=lr)
+    learn = relevance_learner(dls, config=relevance_config(size), in_batch=in_batch, lexical=lexical)
+    learn.load_encoder(lm['encoder_name'])
+    return fine_tune_relevance(learn, epochs=epochs, lr=lr, checkpoint_dir=checkpoint_dir, resume=resume)

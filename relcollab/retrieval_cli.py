@@ -11,21 +11,33 @@ from pathlib import Path
 
 from .validation import RelevanceDataError, check_columns, read_table
 
-__all__ = ['add_retrieval_commands', 'RETRIEVAL_COMMANDS', 'check_model_file', 'load_model', 'read_id_texts', 'markdown_table']
+__all__ = ['add_retrieval_commands', 'RETRIEVAL_COMMANDS', 'MODEL_HELP', 'check_model_file', 'load_model', 'read_id_texts',
+           'markdown_table']
 
 METHODS = ('rrf', 'wsum')
 
 
+MODEL_HELP = ('a model directory (`relcollab fit --pretrained`, `learn.save_pretrained`; no pickle) or an exported '
+              'learner (.pkl: unpickled, so only files you trust)')
+
+
 def check_model_file(path: Path):
-    "Fails fast, before any other work, when the model file is missing."
+    "Fails fast, before any other work, when the model file or directory is missing or is a foreign directory."
+    from .pretrained import CONFIG_FILE
     if not path.exists(): raise RelevanceDataError(f"{path}: no such model file; train one with `relcollab fit`.")
+    if path.is_dir() and not (path/CONFIG_FILE).is_file():
+        raise RelevanceDataError(f"{path}: a directory without {CONFIG_FILE}, so not a model saved by "
+                                 "`relcollab fit --pretrained` or `learn.save_pretrained`.")
 
 
 def load_model(path: Path):
-    "`load_learner(path)` on the CPU, with an error that says what to do when the file is missing or foreign."
+    """A pretrained directory with `load_pretrained` (no pickle), else `load_learner(path)`, on the CPU, with an
+    error that says what to do when the file is missing or foreign."""
     from fastai.learner import load_learner
     from . import rank  # noqa: F401  (patches learn.encode, .index, .search and .rank onto the learner)
+    from .pretrained import load_pretrained
     check_model_file(path)
+    if path.is_dir(): return load_pretrained(path)
     try:
         return load_learner(path, cpu=True)
     except Exception as error:  # a truncated or foreign file fails in many ways inside torch/pickle
@@ -52,13 +64,13 @@ def _add_id_text(parser):
 def add_retrieval_commands(commands):
     "Adds the retrieval subcommands to argparse `commands` (from `add_subparsers`)."
     index = commands.add_parser('index', help='encode a document collection once and save the index')
-    index.add_argument('model', type=Path, help='a learner exported by `relcollab fit` (.pkl)')
+    index.add_argument('model', type=Path, help=MODEL_HELP)
     index.add_argument('docs', type=Path, help='CSV (or .tsv) with an id and a text column')
     index.add_argument('--out', type=Path, required=True, help='index directory to write')
     index.add_argument('--bs', type=int, default=256)
     _add_id_text(index)
     search = commands.add_parser('search', help='search an index with a queries file; write a TREC run')
-    search.add_argument('model', type=Path, help='the learner that built the index (.pkl)')
+    search.add_argument('model', type=Path, help='the model that built the index: ' + MODEL_HELP)
     search.add_argument('queries', type=Path, help='CSV (or .tsv) with an id and a text column')
     search.add_argument('--index', type=Path, required=True, help='directory written by `relcollab index`')
     _add_run_options(search, tag='relcollab')

@@ -1,18 +1,21 @@
 """Tokenization shared by the language model and both towers: fastai's rules, one vocabulary."""
 from collections import Counter
 
-from fastai.text.core import SpacyTokenizer, Tokenizer, defaults
+from fastai.text.core import PAD, UNK, SpacyTokenizer, Tokenizer, defaults
 from fastai.text.data import make_vocab
 
-__all__ = ['DEFAULT_MAX_TOKENS', 'TextTokenizer', 'build_vocab']
+__all__ = ['DEFAULT_MAX_TOKENS', 'TextTokenizer', 'check_text', 'build_vocab']
 
 DEFAULT_MAX_TOKENS = 512  # texts longer than this are cut to their first tokens
+MAX_CHARS_PER_TOKEN = 40  # the raw text is cut to max_tokens * this many characters before tokenizing
 
 
 class TextTokenizer:
     """fastai's default text processing (spaCy words, `xxbos`, `xxmaj`, ...), cut to `max_tokens`.
 
-    Every text starts with `xxbos`, so an empty text is one token long and still has a vector.
+    Every text starts with `xxbos`, so an empty text is one token long and still has a vector. A literal
+    `xxpad` in a text becomes `xxunk`: padding must only ever come from batching (the towers read it as
+    "end of text"). Texts must be `str` without unpaired surrogates (which no UTF-8 file can hold).
 
     >>> TextTokenizer()(['Heat transfer in slabs'])[0]
     ['xxbos', 'xxmaj', 'heat', 'transfer', 'in', 'slabs']
@@ -22,17 +25,36 @@ class TextTokenizer:
         self.max_tokens = max_tokens
         self.tokenizer = Tokenizer(SpacyTokenizer(), rules=defaults.text_proc_rules)
 
-    def tokenize_one(self, text: str) -> list:
+    def tokenize_one(self, text: str, position: int = 0) -> list:
+        check_text(text, position)
         # Cut the raw text first so a huge document costs memory in proportion to max_tokens only.
-        text = text[:self.max_tokens * 40]
-        return list(self.tokenizer(text))[:self.max_tokens]
+        text = text[:self.max_tokens * MAX_CHARS_PER_TOKEN]
+        return [UNK if token == PAD else token for token in self.tokenizer(text)][:self.max_tokens]
 
     def __call__(self, texts) -> list:
         "Tokenize `texts`, each distinct text once."
         cache = {}
-        for text in texts:
-            if text not in cache: cache[text] = self.tokenize_one(text)
+        for position, text in enumerate(texts):
+            if not isinstance(text, str) or text not in cache: cache[text] = self.tokenize_one(text, position)
         return [cache[text] for text in texts]
+
+
+def check_text(text, position: int = 0):
+    """Raises a `TypeError` for a text that is not a string, a `ValueError` for one that is not valid Unicode.
+
+    >>> check_text(None, 3)
+    Traceback (most recent call last):
+    TypeError: text 3 is NoneType (None), not a string: fill or drop missing texts (an empty text '' is allowed).
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text {position} is {type(text).__name__} ({text!r:.40}), not a string: "
+                        "fill or drop missing texts (an empty text '' is allowed).")
+    if not text.isascii():
+        try: text.encode('utf-8')
+        except UnicodeEncodeError as error:
+            raise ValueError(f"text {position} has an unpaired surrogate {text[error.start]!r} at character "
+                             f"{error.start}, which is not valid Unicode: read files as UTF-8 without "
+                             "errors='surrogateescape', or clean the text (e.g. errors='replace').") from None
 
 
 def build_vocab(token_lists, min_freq: int = 2, max_vocab: int = 60000) -> list:

@@ -239,11 +239,21 @@ def _non_string_mask(values):
     return values.map(lambda value: not isinstance(value, str)) & values.notna()
 
 
+def _invalid_unicode_mask(values):
+    def invalid(text):
+        if text.isascii(): return False
+        try: text.encode("utf-8")
+        except UnicodeEncodeError: return True
+        return False
+    return values.map(invalid).astype(bool)
+
+
 def check_texts(df, col, source="data"):
     """Check that every value of text column ``col`` is a string.
 
-    Missing values and non-strings (numbers, lists...) raise; empty or
-    whitespace-only strings are allowed (they mean "no text").
+    Missing values, non-strings (numbers, lists...) and strings that are not
+    valid Unicode (unpaired surrogates) raise; empty or whitespace-only
+    strings are allowed (they mean "no text").
 
     >>> check_texts(pd.DataFrame({"query": ["cats", ""]}), "query")
     """
@@ -262,6 +272,13 @@ def check_texts(df, col, source="data"):
             f"{row_labels(values.index[non_string], source=source)}, e.g. {first!r} "
             f"({type(first).__name__}). Convert them to strings (e.g. read_table(path, "
             f"text_columns=[{col!r}])) or drop those rows.")
+    invalid = _invalid_unicode_mask(values)
+    if invalid.any():
+        raise RelevanceDataError(
+            f"{source}: column {col!r} has {int(invalid.sum())} text(s) that are not valid Unicode "
+            f"(unpaired surrogates, e.g. from errors='surrogateescape') in "
+            f"{row_labels(values.index[invalid], source=source)}. Clean them (e.g. "
+            f"text.encode('utf-8', 'replace').decode()) or drop those rows.")
 
 
 def _count_empty_texts(values):

@@ -23,8 +23,8 @@ def fitted(tmp_path_factory):
     folder = tmp_path_factory.mktemp('cli')
     make_pairs(160, seed=1).rename(columns={'query': 'q', 'doc': 'd'}).to_csv(
         folder/'triples.tsv', sep='\t', index=False)
-    result = run_cli('fit', 'triples.tsv', '--out', 'model.pkl', '--query-col', 'q', '--doc-col', 'd',
-                     '--score-range', 0, 3, '--lm-epochs', 1, '--epochs', 2, '--bs', 16, cwd=folder)
+    result = run_cli('fit', 'triples.tsv', '--out', 'model.pkl', '--pretrained', 'model', '--query-col', 'q',
+                     '--doc-col', 'd', '--score-range', 0, 3, '--lm-epochs', 1, '--epochs', 2, '--bs', 16, cwd=folder)
     assert result.returncode == 0, result.stderr[-3000:]
     return folder, result
 
@@ -34,6 +34,7 @@ def test_fit_trains_from_scratch_loudly_and_exports(fitted):
     assert 'FROM SCRATCH' in result.stderr
     assert (folder/'model.pkl').stat().st_size > 0
     assert (folder/'models'/'lm_enc.pth').exists()
+    assert sorted(p.name for p in (folder/'model').iterdir()) == ['config.json', 'model.safetensors', 'vocab.json']
 
 
 def test_score_writes_the_input_rows_plus_predictions_in_original_units(fitted):
@@ -48,6 +49,66 @@ def test_score_writes_the_input_rows_plus_predictions_in_original_units(fitted):
     pd.testing.assert_frame_equal(scored.drop(columns='prediction'), pairs)
     predictions = scored['prediction'].astype(float)
     assert predictions.between(0, 3).all()
+
+
+ODD_PAIRS = pd.DataFrame({'q': ['🚀 wing 🇫🇷', 'مرحبا wing', 'wing\x1b[31m\x00', '\u202eheat\u200b', 'xxpad xxbos', 'wing'],
+                          'd': ['heat ' * 3000, 'שלום flow', '\ufeffslab', 'e\u0301 shock', ' \t', '\u3000 '], 'id': range(6)})
+
+
+def test_score_reads_a_pretrained_directory_like_the_pickle(fitted):
+    folder, _ = fitted
+    ODD_PAIRS.to_csv(folder/'odd.csv', index=False)
+    for model in ('model.pkl', 'model'):
+        result = run_cli('score', model, 'odd.csv', '--out', f'scores-{model}.csv', '--query-col', 'q', '--doc-col', 'd',
+                         cwd=folder)
+        assert result.returncode == 0, result.stderr[-3000:]
+    from_pickle = pd.read_csv(folder/'scores-model.pkl.csv', keep_default_na=False)
+    from_directory = pd.read_csv(folder/'scores-model.csv', keep_default_na=False)
+    pd.testing.assert_frame_equal(from_directory, from_pickle)
+    assert from_directory['prediction'].between(0, 3).all()
+    pd.testing.assert_frame_equal(from_directory.drop(columns='prediction'), ODD_PAIRS, check_dtype=False)
+
+
+def test_index_and_search_read_a_pretrained_directory(fitted, tmp_path):
+    folder, _ = fitted
+    pd.DataFrame({'id': ['a', 'b', 'c'], 'text': ['wing heat', 'shock wave', 'jet nozzle']}).to_csv(tmp_path/'docs.csv', index=False)
+    pd.DataFrame({'id': ['1'], 'text': ['wing']}).to_csv(tmp_path/'queries.csv', index=False)
+    assert main(['index', str(folder/'model'), str(tmp_path/'docs.csv'), '--out', str(tmp_path/'index')]) == 0
+    for model in ('model', 'model.pkl'):  # an index built from the directory is the pickle's model too
+        assert main(['search', str(folder/model), str(tmp_path/'queries.csv'), '--index', str(tmp_path/'index'),
+                     '--k', '2', '--out', str(tmp_path/f'{model}.trec')]) == 0
+    assert (tmp_path/'model.trec').read_text() == (tmp_path/'model.pkl.trec').read_text()
+
+
+def test_damaged_models_exit_2_with_a_message(fitted, tmp_path, capsys):
+    folder, _ = fitted
+    pd.DataFrame({'query': ['a'], 'doc': ['b']}).to_csv(tmp_path/'pairs.csv', index=False)
+    (tmp_path/'truncated.pkl').write_bytes((folder/'model.pkl').read_bytes()[:20000])
+    (tmp_path/'model').mkdir()
+    for file in (folder/'model').iterdir(): (tmp_path/'model'/file.name).write_bytes(file.read_bytes())
+    weights = tmp_path/'model'/'model.safetensors'
+    weights.write_bytes(weights.read_bytes()[:-100])
+    (tmp_path/'empty').mkdir()
+    expected = {'truncated.pkl': 'could not load a relcollab model', 'model': 'truncated or corrupted',
+                'empty': 'a directory without config.json'}
+    for model, message in expected.items():
+        code = main(['score', str(tmp_path/model), str(tmp_path/'pairs.csv'), '--out', str(tmp_path/'o.csv')])
+        assert code == 2 and message in capsys.readouterr().err, model
+
+
+@pytest.mark.parametrize('args, message', [
+    ([], 'fit needs --out MODEL.pkl, --pretrained DIR or both'),
+    (['--out', 'm.pkl', '--resume'], '--resume needs --checkpoint-dir DIR'),
+    (['--pretrained', 'notes'], 'notes exists and is not a model written by save_pretrained'),
+], ids=['nowhere-to-save', 'resume-without-checkpoint-dir', 'pretrained-over-another-directory'])
+def test_fit_options_are_checked_before_training(tmp_path, capsys, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    make_pairs(20).to_csv('triples.csv', index=False)
+    (tmp_path/'notes').mkdir()
+    (tmp_path/'notes'/'todo.txt').write_text('keep me')
+    assert main(['fit', 'triples.csv', *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path/'models').exists() and (tmp_path/'notes'/'todo.txt').read_text() == 'keep me'
 
 
 def test_fit_with_a_misnamed_column_fails_before_training(tmp_path, capsys):

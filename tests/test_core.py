@@ -409,10 +409,13 @@ def test_exported_learner_scores_the_same_in_a_fresh_python(trained, tmp_path):
 
 
 # ----------------------------------------------------------------- 12. determinism
-def test_same_seed_same_weights(tmp_path):
+def test_same_seed_same_weights_and_scores(tmp_path):
     df = make_pairs(120, seed=5)
-    first = train_tiny(df, tmp_path/'a', seed=0).model.state_dict()
-    second = train_tiny(df, tmp_path/'b', seed=0).model.state_dict()
+    first_learn, second_learn = train_tiny(df, tmp_path/'a', seed=0), train_tiny(df, tmp_path/'b', seed=0)
+    first, second = first_learn.model.state_dict(), second_learn.model.state_dict()
     assert first.keys() == second.keys()
     for key in first:
         assert torch.equal(first[key], second[key]), key
+    np.testing.assert_array_equal(first_learn.score_pairs(df), second_learn.score_pairs(df))
+    other = train_tiny(df, tmp_path/'c', seed=1).model.state_dict()
+    assert not all(torch.equal(first[key], other[key]) for key in first)  # the seed does matter

@@ -168,6 +168,16 @@ def test_many_bad_rows_are_summarised():
         check_texts(frame, "query")
 
 
+def test_texts_that_are_not_valid_unicode_name_rows_and_fix():
+    frame = make_pairs(doc=["a", "caf\udce9", "c", "\ud800"])  # unpaired surrogates, e.g. from errors='surrogateescape'
+    with pytest.raises(RelevanceDataError, match=r"^pairs\.csv: column 'doc' has 2 text\(s\) that are not valid Unicode .* rows 1 \(line 3\), 3 \(line 5\)\. Clean them"):
+        check_texts(frame, "doc", source="pairs.csv")
+
+
+def test_control_characters_emoji_and_rtl_texts_are_valid():
+    assert check_texts(make_pairs(query=["\x00\x1b[31m", "🚀 👨\u200d👩\u200d👧", "مرحبا שלום", "\u202e\ufeff"]), "query") is None
+
+
 def test_empty_and_whitespace_texts_are_allowed():
     assert check_texts(make_pairs(query=["", "  ", "\t", "x"]), "query") is None
 

@@ -1,0 +1,183 @@
+"""Cranfield benchmark, fixed protocol: relcollab vs BM25 vs TF-IDF vs fusions on held-out queries, one run.
+
+Protocol (issue 4): documents = title + ' ' + abstract; query number = position 1..225 in cran.qry; test
+queries = number % 5 == FOLD (45), never seen in training (not in the LM corpus, the relevance training or
+model selection); every 5th remaining query is a validation query for model selection (fusion weight);
+all 1400 documents ranked per query; gain = 5 - code, unjudged = 0; nDCG@10 (graded), MAP and Recall@100
+(any judged document relevant), averaged over the test queries with judgments (trec_eval's convention).
+
+    python bench/cranfield.py [--fold K] [--quick] [--json PATH] [--variants NAME ...]
+
+`--variants` trains several relcollab recipes on one language model and prints an ablation table
+(names in VARIANTS below); the first one is the `relcollab` row. The full run takes about 30 minutes on 2
+CPU cores, `--quick` (smaller LM and fewer epochs) about 8.
+"""
+import argparse
+import json
+import os
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import Stemmer
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from relcollab.bm25 import BM25Baseline
+from relcollab.configs import relevance_config
+from relcollab.cranfield import cranfield_split, cranfield_triples, load_cranfield
+from relcollab.data import RelevanceDataLoaders
+from relcollab.evaluate import evaluate_run
+from relcollab.fusion import normalized_fusion, reciprocal_rank_fusion
+from relcollab.index import top_k, SearchResults
+from relcollab.learner import relevance_learner
+from relcollab.lm import language_model_stage
+from relcollab.recipe import fine_tune_relevance, with_pseudo_queries
+from relcollab.trec import run_frame
+
+DATA = os.environ.get('RELCOLLAB_CRANFIELD', str(Path(__file__).resolve().parents[2]/'shared'/'data'/'cranfield'))
+METRICS = ['ndcg@10', 'map', 'recall@100']
+K = 100
+
+# name -> recipe options (see train_relcollab)
+VARIANTS = {
+    'default': dict(in_batch=True, pseudo=4, lexical=True),            # train_relevance_model's defaults
+    'no-pseudo': dict(in_batch=True, pseudo=0, lexical=True),          # judged pairs only
+    'dense-only': dict(in_batch=True, pseudo=4, lexical=False),        # no learned term weights
+    'pointwise': dict(in_batch=False, pseudo=4, lexical=True),         # MSE on the batch's pairs only
+    'first-session': dict(in_batch=False, pseudo=0, lexical=False),    # the first recipe: pointwise, dense
+}
+
+
+def split(data, fold: int):
+    train_ids, test_ids = cranfield_split(data.queries, fold=fold)
+    valid_ids = train_ids[::5]
+    fit_ids = [q for q in train_ids if q not in set(valid_ids)]
+    return fit_ids, valid_ids, test_ids
+
+
+def evaluate(results: SearchResults, query_ids, qrels) -> dict:
+    run = run_frame([str(q) for q in query_ids], results)
+    return evaluate_run(run, qrels, metrics=METRICS), run
+
+
+def results_from_scores(scores: np.ndarray, doc_ids) -> SearchResults:
+    positions, values = top_k(scores, K)
+    return SearchResults(np.asarray(doc_ids, dtype=object)[positions], values)
+
+
+def tfidf_scores(docs, queries) -> np.ndarray:
+    "TF-IDF cosine with the same English stopwords and stemmer as the BM25 baseline."
+    stem = Stemmer.Stemmer('english').stemWord
+    base = TfidfVectorizer(stop_words='english').build_analyzer()
+    vectorizer = TfidfVectorizer(analyzer=lambda text: [stem(w) for w in base(text)], sublinear_tf=True)
+    doc_matrix = vectorizer.fit_transform(docs)
+    return (vectorizer.transform(queries) @ doc_matrix.T).toarray()
+
+
+def train_relcollab(data, fit_ids, valid_ids, lm, workdir: Path, in_batch=True, pseudo=4, epochs=4, bs=32,
+                    lr=1e-2, negatives=1, seed=0, size='small', **model_kwargs):
+    triples = cranfield_triples(data, query_ids=fit_ids + valid_ids, negatives=negatives, seed=seed)
+    triples['is_valid'] = triples['query_id'].isin(valid_ids)
+    frame = with_pseudo_queries(triples, 'query', 'doc', 'score', 'is_valid', per_doc=pseudo, score_range=(0, 4),
+                                seed=seed, corpus=data.docs['text'].tolist())  # documents, never a test query
+    dls = RelevanceDataLoaders.from_df(frame, vocab=lm.vocab, valid_col='is_valid', score_range=(0, 4), bs=bs,
+                                       seed=seed, path=workdir)
+    learn = relevance_learner(dls, config=relevance_config(size), in_batch=in_batch, path=workdir, **model_kwargs)
+    learn.load_encoder(lm.encoder_name)
+    fine_tune_relevance(learn, epochs=epochs, lr=lr)
+    return learn
+
+
+def relcollab_scores(learn, docs, queries) -> np.ndarray:
+    with learn.no_bar():
+        doc_vectors = learn.encode(docs, side='doc')
+        query_vectors = learn.encode(queries, side='query')
+    return query_vectors @ doc_vectors.T
+
+
+def best_fusion(name_runs_valid, name_runs_test, qrels):
+    "Fusions of relcollab with BM25; the weight is chosen on the validation queries."
+    rows = {}
+    valid_rel, valid_bm25 = name_runs_valid
+    test_rel, test_bm25 = name_runs_test
+    best_w, best = None, -1
+    for w in np.round(np.arange(0.05, 1.0, 0.05), 2):
+        score = evaluate_run(normalized_fusion([valid_bm25, valid_rel], [1 - w, w]), qrels, metrics=['ndcg@10'])['ndcg@10']
+        if score > best: best_w, best = w, score
+    rows[f'fusion: min-max, relcollab weight {best_w} (chosen on validation)'] = \
+        evaluate_run(normalized_fusion([test_bm25, test_rel], [1 - best_w, best_w]), qrels, metrics=METRICS)
+    rows['fusion: reciprocal rank (k=60)'] = evaluate_run(reciprocal_rank_fusion([test_bm25, test_rel]), qrels, metrics=METRICS)
+    return rows, best_w
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--fold', type=int, default=0)
+    parser.add_argument('--quick', action='store_true', help='smaller budget: under 10 minutes on 2 cores')
+    parser.add_argument('--json', type=Path, default=None)
+    parser.add_argument('--variants', nargs='+', default=['default'], choices=list(VARIANTS))
+    parser.add_argument('--lm-epochs', type=int, default=None)
+    parser.add_argument('--epochs', type=int, default=None)
+    args = parser.parse_args(argv)
+    warnings.simplefilter('ignore')
+    lm_epochs = args.lm_epochs or (2 if args.quick else 6)
+    epochs = args.epochs or (3 if args.quick else 5)
+
+    data = load_cranfield(DATA)
+    fit_ids, valid_ids, test_ids = split(data, args.fold)
+    qrels = data.qrels.rename(columns={'query_id': 'qid', 'doc_id': 'docid'})[['qid', 'docid', 'gain']]
+    qrels = qrels.astype({'qid': str, 'docid': str})
+    docs, doc_ids = data.docs['text'].tolist(), data.docs['doc_id'].tolist()
+    text_of = data.queries.set_index('query_id')['text']
+    valid_q, test_q = [text_of[q] for q in valid_ids], [text_of[q] for q in test_ids]
+    table, seconds = {}, {}
+
+    start = time.time()
+    bm25 = BM25Baseline().index(doc_ids, docs)
+    table['bm25'], bm25_test = evaluate(bm25.search(test_q, k=K), test_ids, qrels)
+    _, bm25_valid = evaluate(bm25.search(valid_q, k=K), valid_ids, qrels)
+    seconds['bm25'] = time.time() - start
+    start = time.time()
+    table['tfidf'], _ = evaluate(results_from_scores(tfidf_scores(docs, test_q), doc_ids), test_ids, qrels)
+    seconds['tfidf'] = time.time() - start
+
+    with tempfile.TemporaryDirectory() as workdir:
+        start = time.time()
+        lm_texts = docs + [text_of[q] for q in fit_ids + valid_ids]  # never a test query
+        lm = language_model_stage(lm_texts, size='small', epochs=lm_epochs, path=workdir)
+        lm_seconds = time.time() - start
+        for i, name in enumerate(args.variants):
+            start = time.time()
+            learn = train_relcollab(data, fit_ids, valid_ids, lm, Path(workdir), epochs=epochs, **VARIANTS[name])
+            train_seconds = time.time() - start
+            row = 'relcollab' if i == 0 else f'relcollab ({name})'
+            metrics, test_run = evaluate(results_from_scores(relcollab_scores(learn, docs, test_q), doc_ids), test_ids, qrels)
+            valid_metrics, valid_run = evaluate(results_from_scores(relcollab_scores(learn, docs, valid_q), doc_ids), valid_ids, qrels)
+            table[row] = {**metrics, 'valid ndcg@10': valid_metrics['ndcg@10']}
+            seconds[row] = lm_seconds + train_seconds
+            print(f"{name}: test {metrics}, valid ndcg@10 {valid_metrics['ndcg@10']:.3f}, {train_seconds:.0f} s", flush=True)
+            if i == 0:
+                fusions, best_w = best_fusion((valid_run, bm25_valid), (test_run, bm25_test), qrels)
+                for fname, fmetrics in fusions.items():
+                    table[fname], seconds[fname] = fmetrics, seconds[row] + seconds['bm25']
+
+    print(f"\nCranfield fold {args.fold}: {len(test_ids)} test queries, {len(valid_ids)} validation, "
+          f"{len(fit_ids)} training; LM {lm_epochs} epochs, relevance {epochs} epochs{' (quick)' if args.quick else ''}\n")
+    print('| method | nDCG@10 | MAP | R@100 | training seconds |')
+    print('|---|---|---|---|---|')
+    for name, m in table.items():
+        print(f"| {name} | {m['ndcg@10']:.3f} | {m['map']:.3f} | {m['recall@100']:.3f} | {seconds[name]:.0f} |")
+    if args.json:
+        fusion_name = next(n for n in table if n.startswith('fusion: min-max'))
+        names = {'relcollab': 'relcollab', 'bm25': 'bm25', 'tfidf': 'tfidf', 'fusion': fusion_name}
+        methods = {key: {**{m: float(table[n][m]) for m in METRICS}, 'seconds': round(seconds[n], 1)} for key, n in names.items()}
+        methods.update({n: {**{m: float(table[n][m]) for m in METRICS}, 'seconds': round(seconds[n], 1)}
+                        for n in table if n not in names.values()})
+        args.json.write_text(json.dumps({'fold': args.fold, 'methods': methods}, indent=1))
+
+
+if __name__ == '__main__':
+    main()

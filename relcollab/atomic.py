@@ -1,0 +1,76 @@
+"""Files and directories that are either whole or absent: write under a temporary name, flush, rename.
+
+A kill at any moment leaves the previous version (or nothing), never half a file. Used by checkpoints
+(`relcollab.checkpoint`) and the pickle-free model format (`relcollab.pretrained`).
+"""
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import torch
+
+__all__ = ['atomic_write', 'atomic_save', 'atomic_directory']
+
+
+def _temporary_name(path: Path) -> Path:
+    "A unique hidden name beside `path` (created with the usual permissions, unlike tempfile's 0600)."
+    return path.with_name(f'.{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp')
+
+
+def _fsync(path: Path):
+    try: descriptor = os.open(path, os.O_RDONLY)
+    except OSError: return  # some file systems do not open directories
+    try: os.fsync(descriptor)
+    except OSError: pass
+    finally: os.close(descriptor)
+
+
+def atomic_write(path, write) -> Path:
+    """Calls `write(handle)` on a temporary file beside `path`, flushes it to disk, then renames it to `path`.
+
+    >>> atomic_write('notes.txt', lambda handle: handle.write(b'whole or absent'))  # doctest: +SKIP
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary_name(path)
+    try:
+        with open(tmp, 'xb') as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync(path.parent)
+    return path
+
+
+def atomic_save(obj, path) -> Path:
+    "`torch.save(obj, path)` that never leaves a half-written `path`: the old file stays until the new one is whole."
+    return atomic_write(path, lambda handle: torch.save(obj, handle))
+
+
+def atomic_directory(path, fill) -> Path:
+    """Calls `fill(tmp_dir)` on a new temporary directory beside `path`, flushes its files, then puts it in
+    place of `path`. An existing `path` is moved aside just before and deleted after, so `path` is a complete
+    directory at every moment but the one between two renames.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp, old = _temporary_name(path), None
+    tmp.mkdir()
+    try:
+        fill(tmp)
+        for file in tmp.iterdir(): _fsync(file)
+        if path.exists():
+            old = _temporary_name(path).with_suffix('.old')
+            os.replace(path, old)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None: shutil.rmtree(old, ignore_errors=True)
+    _fsync(path.parent)
+    return path
