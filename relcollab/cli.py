@@ -38,6 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument('--valid-pct', type=float, default=0.2, help='share of distinct queries held out for validation')
     fit.add_argument('--bs', type=int, default=32)
     fit.add_argument('--seed', type=int, default=0)
+    fit.add_argument('--pseudo-per-doc', type=int, default=4,
+                     help='spans of each training document used as pseudo-queries for it (0: none; default 4)')
+    fit.add_argument('--no-lexical', action='store_true',
+                     help='dense vectors only, without the learned term weights (BM25-initialised)')
     fit.add_argument('--checkpoint-dir', type=Path, metavar='DIR',
                      help='write a checkpoint into DIR after every epoch (atomically)')
     fit.add_argument('--resume', action='store_true',
@@ -90,7 +94,8 @@ def run_fit(args):
     learn = train_relevance_model(df, args.query_col, args.doc_col, args.score_col, corpus=corpus, size=args.size,
                                   lm_epochs=args.lm_epochs, epochs=args.epochs, valid_pct=args.valid_pct,
                                   bs=args.bs, seed=args.seed, score_range=args.score_range, source=str(args.triples),
-                                  checkpoint_dir=args.checkpoint_dir, resume=args.resume)
+                                  checkpoint_dir=args.checkpoint_dir, resume=args.resume,
+                                  pseudo_per_doc=args.pseudo_per_doc, lexical=not args.no_lexical)
     if args.out is not None:
         learn.export(args.out.absolute())
         print(f"relcollab: exported the learner to {args.out}")

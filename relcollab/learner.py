@@ -18,6 +18,7 @@ from .configs import relevance_config
 from .data import TOKENS_SUFFIX, pairs_frame
 from .losses import InBatchLoss
 from .model import get_relevance_model, relevance_split
+from .validation import check_columns
 
 __all__ = ['RelevanceLearner', 'relevance_learner', 'EncoderMismatchError']
 
@@ -61,6 +62,7 @@ class RelevanceLearner(Learner):
         array([2.7, 0.3], dtype=float32)
         """
         df = pairs_frame(pairs, self.dls.query_col, self.dls.doc_col)
+        check_columns(df, {'query_col': self.dls.query_col, 'doc_col': self.dls.doc_col}, source='pairs')
         if len(df) == 0: return np.zeros(0, dtype=np.float32)
         dl = self.dls.test_dl(df, bs=bs or self.dls.bs)
         with _PREDICT_LOCK:

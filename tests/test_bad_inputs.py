@@ -127,3 +127,9 @@ def test_the_language_model_reads_odd_texts(tmp_path):
     with pytest.warns(UserWarning, match='FROM SCRATCH'):
         lm = language_model_stage(texts, config=TINY_LM, epochs=1, bs=4, path=tmp_path)
     assert lm.encoder_path.exists() and np.isfinite(lm.learn.recorder.values[-1]).all()  # losses, perplexity
+
+
+def test_scoring_a_frame_without_the_query_column_names_it(trained):
+    from relcollab.validation import RelevanceDataError
+    with pytest.raises(RelevanceDataError, match="'query'"):
+        trained.score_pairs(pd.DataFrame({'question': ['wing'], 'doc': ['wing heat']}))
