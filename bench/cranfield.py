@@ -44,6 +44,7 @@ K = 100
 # name -> recipe options (see train_relcollab)
 VARIANTS = {
     'default': dict(in_batch=True, pseudo=4, lexical=True),            # train_relevance_model's defaults
+    'no-stem': dict(in_batch=True, pseudo=4, lexical=True, stemmer=None),  # one term per token
     'no-pseudo': dict(in_batch=True, pseudo=0, lexical=True),          # judged pairs only
     'dense-only': dict(in_batch=True, pseudo=4, lexical=False),        # no learned term weights
     'pointwise': dict(in_batch=False, pseudo=4, lexical=True),         # MSE on the batch's pairs only

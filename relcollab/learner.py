@@ -18,6 +18,7 @@ from .configs import relevance_config
 from .data import TOKENS_SUFFIX, pairs_frame
 from .losses import InBatchLoss
 from .model import get_relevance_model, relevance_split
+from .terms import term_ids
 from .validation import check_columns
 
 __all__ = ['RelevanceLearner', 'relevance_learner', 'EncoderMismatchError']
@@ -116,10 +117,12 @@ def _training_documents(dls) -> list:
     return list({tuple(tokens): None for tokens in docs})
 
 
-def document_idf(dls) -> torch.Tensor:
-    "BM25's idf, log(1 + (n - df + 0.5) / (df + 0.5)), of every vocabulary entry over the distinct training documents."
+def document_idf(dls, term_of=None) -> torch.Tensor:
+    """BM25's idf, log(1 + (n - df + 0.5) / (df + 0.5)), over the distinct training documents, of every term slot
+    (`term_of` maps token ids to term slots; default: each token is its own term)."""
     docs = _training_documents(dls)
-    index = {word: i for i, word in enumerate(dls.vocab)}
+    term_of = np.arange(len(dls.vocab)) if term_of is None else np.asarray(term_of)
+    index = {word: int(term_of[i]) for i, word in enumerate(dls.vocab)}
     df = torch.zeros(len(dls.vocab))
     for tokens in docs:
         ids = list({index[t] for t in tokens if t in index})
@@ -127,12 +130,15 @@ def document_idf(dls) -> torch.Tensor:
     return torch.log1p((len(docs) - df + 0.5) / (df + 0.5))
 
 
-def _start_from_bm25(model, dls):
-    "The lexical channel starts as BM25 over the training documents (idf, average length)."
+def _start_from_bm25(model, dls, stemmer='english'):
+    "The lexical channel starts as BM25 over the training documents (stemmed terms, idf, average length)."
     docs = _training_documents(dls)
     avg_len = float(np.mean([len(d) for d in docs])) if docs else 100.
-    idf = document_idf(dls)
-    for tower in (model.query_tower, model.doc_tower): tower.term_weights.init_bm25(idf, avg_len)
+    term_of = term_ids(dls.vocab, stemmer)
+    idf = document_idf(dls, term_of)
+    for tower in (model.query_tower, model.doc_tower):
+        tower.term_weights.set_terms(term_of)
+        tower.term_weights.init_bm25(idf, avg_len)
 
 
 def _start_at_the_mean(model, dls):
@@ -149,8 +155,13 @@ def _start_at_the_mean(model, dls):
 @delegates(Learner.__init__)
 def relevance_learner(dls, arch=AWD_LSTM, config=None, drop_mult=1., shared=False, y_range=(0., 1.),
                       proj_sz=256, bptt=72, in_batch=False, pool_embeddings=False, lexical=False,
-                      **kwargs) -> RelevanceLearner:
+                      stemmer='english', **kwargs) -> RelevanceLearner:
     """A `Learner` for `dls` from `RelevanceDataLoaders`: two AWD-LSTM towers, a dot product, MSE on [0, 1].
+
+    `in_batch=True` trains on the whole B x B score matrix of each batch (`InBatchLoss`); `lexical=True` adds
+    term weights over the vocabulary that start as BM25 over the training documents, with tokens of one
+    `stemmer` stem (PyStemmer language, None: no stemming) counting as one term (`TermWeights`);
+    `pool_embeddings=True` adds each text's mean input embedding to its pooled features.
 
     >>> learn = relevance_learner(dls, AWD_LSTM, config=relevance_config('small'))  # doctest: +SKIP
     >>> learn.fit_one_cycle(1, 2e-2)  # doctest: +SKIP
@@ -160,7 +171,7 @@ def relevance_learner(dls, arch=AWD_LSTM, config=None, drop_mult=1., shared=Fals
     model = get_relevance_model(len(dls.vocab), config, drop_mult=drop_mult, shared=shared,
                                 proj_sz=proj_sz, y_range=y_range, bptt=bptt, pool_embeddings=pool_embeddings, lexical=lexical)
     model.in_batch = in_batch
-    if lexical: _start_from_bm25(model, dls)
+    if lexical: _start_from_bm25(model, dls, stemmer)
     _start_at_the_mean(model, dls)
     if 'metrics' not in kwargs: kwargs['metrics'] = [rmse, SpearmanCorrCoef()]
     if 'loss_func' not in kwargs: kwargs['loss_func'] = InBatchLoss(y_range) if in_batch else MSELossFlat()

@@ -32,8 +32,9 @@ def masked_concat_pool(output: torch.Tensor, pad_mask: torch.Tensor) -> torch.Te
 class TermWeights(Module):
     """Keeps term identity: BM25 over the vocabulary, with term frequencies the LSTM learns to weigh.
 
-    Each token gets a weight softplus(linear(lstm_output_t) + word_bias[token_t]), 1 at the start. A query's
-    lexical vector (bs, vocab_sz) holds, for each word it contains, its largest weight. A document's
+    Each token gets a weight softplus(linear(lstm_output_t) + word_bias[token_t]), 1 at the start, and counts
+    for its term (its stem, with `set_terms`; the token itself by default). A query's lexical vector
+    (bs, vocab_sz) holds, for each term it contains, its largest weight. A document's
     (`saturate=True`) holds BM25's term score of each word, idf(w) * tf (k1 + 1) / (tf + k1 (1 - b + b L / avg_L)),
     with tf the sum of the word's token weights and L the document's token count. So the dot product of an
     untrained query's and document's lexical vectors is BM25 (see `init_bm25`); training moves the token
@@ -46,6 +47,11 @@ class TermWeights(Module):
         self.saturate, self.k1, self.b = saturate, k1, b
         self.idf = nn.Parameter(torch.ones(vocab_sz)) if saturate else None
         self.register_buffer('avg_len', torch.tensor(100.))
+        self.register_buffer('term_of', torch.arange(vocab_sz))  # token id -> term slot (e.g. its stem)
+
+    def set_terms(self, term_of: torch.Tensor):
+        "Maps each token to a term slot (tokens with one stem share one), see `relcollab.terms.term_ids`."
+        with torch.no_grad(): self.term_of.copy_(torch.as_tensor(term_of, dtype=torch.long))
 
     def init_bm25(self, idf: torch.Tensor, avg_len: float):
         "Start from BM25: the words' idf and the training documents' average length in tokens."
@@ -55,9 +61,9 @@ class TermWeights(Module):
 
     def forward(self, output: torch.Tensor, tokens: torch.Tensor, pad_mask: torch.Tensor) -> torch.Tensor:
         weights = F.softplus(self.context(output).squeeze(-1) + self.word_bias[tokens]).masked_fill(pad_mask, 0.)
-        lexical = weights.new_zeros(len(tokens), len(self.word_bias))
-        if not self.saturate: return lexical.scatter_reduce(1, tokens, weights, reduce='amax', include_self=True)
-        tf = lexical.scatter_add(1, tokens, weights)
+        lexical, terms = weights.new_zeros(len(tokens), len(self.word_bias)), self.term_of[tokens]
+        if not self.saturate: return lexical.scatter_reduce(1, terms, weights, reduce='amax', include_self=True)
+        tf = lexical.scatter_add(1, terms, weights)
         length = (~pad_mask).sum(dim=1, keepdim=True).to(weights.dtype)
         norm = self.k1 * (1 - self.b + self.b * length / self.avg_len)
         return self.idf * tf * (self.k1 + 1) / (tf + norm)

@@ -29,7 +29,12 @@ class TextTokenizer:
         check_text(text, position)
         # Cut the raw text first so a huge document costs memory in proportion to max_tokens only.
         text = text[:self.max_tokens * MAX_CHARS_PER_TOKEN]
-        return [UNK if token == PAD else token for token in self.tokenizer(text)][:self.max_tokens]
+        return [UNK if token == PAD else token for token in self._fastai_tokens(text)][:self.max_tokens]
+
+    def _fastai_tokens(self, text: str):
+        "What fastai's `Tokenizer` gives for `text` (its rules, then spaCy), without its per-call Transform and `L` overhead."
+        for rule in self.tokenizer.rules: text = rule(text)
+        return (token.text for token in self.tokenizer.tok.pipe.__self__.tokenizer(text))
 
     def __call__(self, texts) -> list:
         "Tokenize `texts`, each distinct text once."

@@ -139,3 +139,17 @@ def test_every_parameter_trains_in_exactly_one_ulmfit_group(options):
     model = get_relevance_model(50, TINY, proj_sz=PROJ_SZ, **options)
     grouped = [id(p) for group in relevance_split(model) for p in group]
     assert sorted(grouped) == sorted({id(p) for p in model.parameters()})
+
+
+def test_tokens_with_one_stem_match_in_the_lexical_channel(tmp_path):
+    df = pd.DataFrame({'query': ['wing', 'wings', 'heat', 'plate'] * 5,
+                       'doc': ['the wings bend', 'a wing bends', 'heat flows', 'plates buckle'] * 5,
+                       'score': [1., 1., 1., 0.] * 5})
+    with torch_threads(1):
+        dls = RelevanceDataLoaders.from_df(df, bs=8, seed=0, path=tmp_path)
+        stemmed = relevance_learner(dls, config=TINY, proj_sz=PROJ_SZ, lexical=True)
+        unstemmed = relevance_learner(dls, config=TINY, proj_sz=PROJ_SZ, lexical=True, stemmer=None)
+        lexical = {name: (learn.encode('wing')[PROJ_SZ:] @ learn.encode('the wings bend', side='doc')[PROJ_SZ:])
+                   for name, learn in [('stemmed', stemmed), ('unstemmed', unstemmed)]}
+    # unstemmed, only the start token (idf ~0) is shared; stemmed, 'wing' matches 'wings' too
+    assert lexical['stemmed'] > 5 * lexical['unstemmed']
