@@ -16,10 +16,12 @@ and untrained (the train section trains one for a few epochs): speed does not de
 uses its default number of threads (OMP_NUM_THREADS sets it). `--quick` takes about 3 minutes on 2 idle cores.
 """
 import argparse
+import atexit
 import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,7 +36,8 @@ import torch
 DATA = os.environ.get('RELCOLLAB_CRANFIELD', str(Path(__file__).resolve().parents[2]/'shared'/'data'/'cranfield'))
 MAX_TOKENS = 1024  # no Cranfield document is cut (the longest has about 740 tokens), as fastai cuts none
 K = 10
-WORK = Path(tempfile.mkdtemp(prefix='relcollab-speed-'))
+WORK = Path(tempfile.mkdtemp(prefix='relcollab-speed-'))  # models and vector files; removed at exit
+atexit.register(shutil.rmtree, WORK, ignore_errors=True)
 
 
 # ----------------------------------------------------------------- timing
@@ -136,7 +139,7 @@ def encode_section(cran, tokens, vocab, quick) -> tuple:
     def relcollab_encode(bf16):
         return lambda: outputs.__setitem__(bf16, learn.encode(texts, side='doc', bf16=bf16, progress=False))
     def fastai_encode(dl=None):
-        with fastai_learn.no_bar(): return fastai_learn.get_preds(dl=dl or fastai_learn.dls.test_dl(frame))
+        with fastai_learn.no_bar(): return fastai_learn.get_preds(dl=fastai_learn.dls.test_dl(frame) if dl is None else dl)
     test_dl = None if quick else fastai_learn.dls.test_dl(frame)
     batches = padded_batches(learn, texts, bs=128)
     n = 128 if quick else 256  # gemm size limited by the time one product takes
@@ -381,7 +384,12 @@ def memory_section(quick) -> dict:
 GOALS = [  # (key, what, goal text, met?)
     ('encode_speedup_vs_fastai', 'encode: learn.encode vs fastai get_preds (tokens/s)', '>= 1.5x', lambda v: v >= 1.5),
     ('encode_bf16_speedup_vs_fastai', 'encode, bf16 autocast, vs fastai', '', None),
+    ('encode_bf16_speedup_vs_fp32', 'encode, bf16 autocast vs fp32', '', None),
+    ('bf16_max_score_deviation', 'bf16: largest score change, all query x doc pairs (0..4 scale)', 'negligible?', None),
+    ('bf16_top10_agreement', 'bf16: top-10 overlap with fp32 (untrained dense model)', '', None),
+    ('lexical_bf16_top10_agreement', 'bf16: top-10 overlap with fp32 (BM25-initialised lexical model)', '', None),
     ('encoder_fraction_of_matmul_peak', 'encoder GFLOP/s / fp32 matmul GFLOP/s', 'report', None),
+    ('encoder_bf16_fraction_of_bf16_matmul_peak', 'bf16 encoder GFLOP/s / bf16 matmul GFLOP/s', 'report', None),
     ('train_overhead_vs_plain_torch', 'fit time / plain PyTorch loop time - 1', '<= 0.10', lambda v: v <= 0.10),
     ('train_in_batch_pairs_ratio', 'pairs scored/s: in-batch matrix vs one pair per encoding', 'report', None),
     ('rank_speedup_vs_bm25', 'per-query latency: bm25s / relcollab (one query at a time)', '> 1', lambda v: v > 1),
@@ -389,10 +397,12 @@ GOALS = [  # (key, what, goal text, met?)
     ('rank_speedup_vs_predict', 'per-query latency: learn.predict on every pair / relcollab', '>= 1000x', lambda v: v >= 1000),
     ('exact_1m_over_bandwidth_bound', 'exact top-10 over 1M x 400 fp32 / bandwidth bound', '<= 2x', lambda v: v <= 2),
     ('exact_1m_bf16_over_bandwidth_bound', 'same, bf16 storage / its bound', '', None),
-    ('faiss_ivf_nprobe8_recall_at_10', 'faiss IVF1024 nprobe 8: recall@10 vs exact', 'report', None),
-    ('faiss_ivf_nprobe8_speedup_vs_exact', 'faiss IVF1024 nprobe 8: speedup vs exact', 'report', None),
+    ('exact_1m_bf16_recall_at_10', 'bf16 storage: top-10 overlap with fp32', '', None),
+    *[(f'faiss_ivf_nprobe{p}_{m}', f'faiss IVF1024 nprobe {p}: {w}', 'report', None) for p in (8, 32, 128)
+      for m, w in (('recall_at_10', 'recall@10 vs exact'), ('speedup_vs_exact', 'speedup vs exact fp32'))],
     ('peak_rss_mb_10k', 'peak RSS, encode_to_file 10k docs (MB)', 'bounded', None),
     ('peak_rss_mb_100k', 'peak RSS, encode_to_file 100k docs (MB)', 'not growing', None),
+    ('peak_rss_ratio_100k_over_10k', 'peak RSS 100k / 10k', '~1', lambda v: v < 1.1),
 ]
 
 

@@ -154,12 +154,12 @@ def _start_at_the_mean(model, dls):
 
 @delegates(Learner.__init__)
 def relevance_learner(dls, arch=AWD_LSTM, config=None, drop_mult=1., shared=False, y_range=(0., 1.),
-                      proj_sz=256, bptt=72, in_batch=False, pool_embeddings=False, lexical=False,
+                      proj_sz=256, bptt=72, in_batch=True, pool_embeddings=False, lexical=None,
                       stemmer='english', **kwargs) -> RelevanceLearner:
     """A `Learner` for `dls` from `RelevanceDataLoaders`: two AWD-LSTM towers, a dot product, MSE on [0, 1].
 
-    `in_batch=True` trains on the whole B x B score matrix of each batch (`InBatchLoss`); `lexical=True` adds
-    term weights over the vocabulary that start as BM25 over the training documents, with tokens of one
+    `in_batch=True` trains on the whole B x B score matrix of each batch (`InBatchLoss`); `lexical` (default:
+    on for two towers, off for `shared=True`, whose one tower reads both sides alike) adds term weights over the vocabulary that start as BM25 over the training documents, with tokens of one
     `stemmer` stem (PyStemmer language, None: no stemming) counting as one term (`TermWeights`);
     `pool_embeddings=True` adds each text's mean input embedding to its pooled features.
 
@@ -168,6 +168,7 @@ def relevance_learner(dls, arch=AWD_LSTM, config=None, drop_mult=1., shared=Fals
     """
     if arch is not AWD_LSTM: raise ValueError("relevance_learner supports arch=AWD_LSTM only.")
     if config is None: config = relevance_config('base')
+    if lexical is None: lexical = not shared
     model = get_relevance_model(len(dls.vocab), config, drop_mult=drop_mult, shared=shared,
                                 proj_sz=proj_sz, y_range=y_range, bptt=bptt, pool_embeddings=pool_embeddings, lexical=lexical)
     model.in_batch = in_batch

@@ -38,7 +38,7 @@ def with_pseudo_queries(df, query_col, doc_col, score_col, valid_col, per_doc=4,
     top = float(score_range[1]) if score_range is not None else float(pd.to_numeric(df[score_col]).max())
     weak = pseudo_queries(train_docs, n_per_doc=per_doc, score=top, seed=seed, query_col=query_col,
                           doc_col=doc_col, score_col=score_col).assign(**{valid_col: False})
-    return pd.concat([df[[query_col, doc_col, score_col, valid_col]], weak], ignore_index=True)
+    return pd.concat([df, weak], ignore_index=True)  # df's other columns are empty for the pseudo-queries
 
 
 def fine_tune_relevance(learn: RelevanceLearner, epochs=4, lr=1e-2, freeze_epochs=1, checkpoint_dir=None,

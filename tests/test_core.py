@@ -82,7 +82,7 @@ def test_tower_vector_does_not_depend_on_the_rest_of_the_batch(trained, tower_na
         shortest_first = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
         torch.testing.assert_close(tower(pad_end([seqs[i] for i in shortest_first])), together[shortest_first],
                                    atol=1e-5, rtol=0)
-    assert alone.shape == together.shape == (len(texts), 3 * TINY['emb_sz'])
+    assert alone.shape == together.shape == (len(texts), tower.out_features + tower.lexical_features)
     torch.testing.assert_close(together, alone, atol=1e-5, rtol=0)
 
 
@@ -294,6 +294,12 @@ def _trainable(model):
     return {id(p) for p in model.parameters() if p.requires_grad}
 
 
+def _head_group(model) -> set:
+    "The last ULMFiT group: the head, and the lexical term weights when the towers have them."
+    term_weights = [t.term_weights for t in (model.query_tower, model.doc_tower) if t.term_weights is not None]
+    return {id(p) for m in (model.head, *term_weights) for p in m.parameters()}
+
+
 @pytest.mark.parametrize('shared', [False, True])
 def test_ulmfit_groups_freeze_and_unfreeze(trained, shared):
     learn = tiny_learner(trained.dls, shared=shared)
@@ -305,11 +311,9 @@ def test_ulmfit_groups_freeze_and_unfreeze(trained, shared):
     assert len(in_groups) == len(set(in_groups)) == len(list(learn.model.parameters()))
     assert set(in_groups) == {id(p) for p in learn.model.parameters()}
 
-    head = {id(p) for p in learn.model.head.parameters()}
+    head = _head_group(learn.model)
     learn.freeze()
     assert _trainable(learn.model) == head
-    n_trainable = sum(p.numel() for p in learn.model.parameters() if p.requires_grad)
-    assert n_trainable == sum(p.numel() for p in learn.model.head.parameters())
     learn.freeze_to(-2)  # ULMFiT's second step: the last LSTM layer (of both towers) and the head
     last_layers = {id(p) for t in (learn.model.query_tower, learn.model.doc_tower)
                    for p in t.awd_lstm.rnns[-1].parameters()}
@@ -319,7 +323,8 @@ def test_ulmfit_groups_freeze_and_unfreeze(trained, shared):
 
 
 def test_shared_towers_are_one_module_with_fewer_parameters(trained):
-    separate, shared = tiny_learner(trained.dls), tiny_learner(trained.dls, shared=True)
+    separate, shared = tiny_learner(trained.dls, lexical=False), tiny_learner(trained.dls, shared=True)
+    assert shared.model.query_tower.term_weights is None  # a shared tower has no lexical channel by default
     assert shared.model.query_tower is shared.model.doc_tower
     assert separate.model.query_tower is not separate.model.doc_tower
     n_params = lambda m: sum(p.numel() for p in m.parameters())
@@ -348,7 +353,7 @@ def test_load_encoder_puts_the_lm_encoder_in_both_towers(lm_stage, pairs_df, sha
         assert torch.equal(tower.awd_lstm.encoder.weight, lm_embedding)
         for key, value in tower.awd_lstm.state_dict().items():
             assert torch.equal(value, lm_state[key]), key
-    assert _trainable(learn.model) == {id(p) for p in learn.model.head.parameters()}  # frozen, ULMFiT-style
+    assert _trainable(learn.model) == _head_group(learn.model)  # frozen, ULMFiT-style
     assert np.isfinite(learn.score_pairs(FIXED_PAIRS)).all()
 
 

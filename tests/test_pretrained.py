@@ -46,7 +46,8 @@ def test_files_are_safetensors_and_json_only(saved):
     assert config['tokenizer'] == {'max_tokens': 512} and config['score_range'] == [0.0, 3.0]
     header_size = int.from_bytes((saved/'model.safetensors').read_bytes()[:8], 'little')
     header = json.loads((saved/'model.safetensors').read_bytes()[8:8 + header_size])  # safetensors: JSON header + raw tensors
-    assert all(spec['dtype'] == 'F32' for key, spec in header.items() if key != '__metadata__' and 'num_batches' not in key)
+    assert all(spec['dtype'] == 'F32' for key, spec in header.items() if key != '__metadata__' and 'num_batches' not in key
+               and 'term_of' not in key)  # step counters and the token -> term map are integers
     assert not any(p.name.startswith('.') for p in saved.parent.iterdir())  # no temporary directory left behind
 
 

@@ -53,8 +53,11 @@ def test_encode_returns_unit_vectors_in_the_callers_order_whatever_the_batching(
     long_texts = [' '.join([text] * 5) for text in make_pairs(3, seed=13)['doc']]  # several bptt chunks each
     texts = make_pairs(37, seed=12)['doc'].tolist() + long_texts
     vectors = trained.encode(texts, side='doc')
-    assert vectors.shape == (40, trained.model.head.doc_proj[-1].out_features) and vectors.dtype == np.float32
-    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    head = trained.model.head
+    assert vectors.shape == (40, head.out_features) and vectors.dtype == np.float32
+    dense = head.doc_proj[-1].out_features  # [unit projection, term weights of the lexical channel]
+    np.testing.assert_allclose(np.linalg.norm(vectors[:, :dense], axis=1), 1, atol=1e-5)
+    assert vectors.shape[1] == dense + head.n_lexical
     permutation = np.random.default_rng(0).permutation(40)
     permuted = trained.encode([texts[i] for i in permutation], side='doc', bs=7, progress=True)
     np.testing.assert_allclose(permuted, vectors[permutation], rtol=0, atol=1e-6)
@@ -64,7 +67,7 @@ def test_encode_returns_unit_vectors_in_the_callers_order_whatever_the_batching(
 
 def test_one_string_gives_one_vector_and_tensors_on_request(trained):
     vector = trained.encode('wing heat flow', side='query')
-    assert vector.shape == (trained.model.head.query_proj[-1].out_features,)
+    assert vector.shape == (trained.model.head.out_features,)
     np.testing.assert_allclose(vector, trained.encode(['wing heat flow', 'mach'])[0], atol=1e-6)
     tensor = trained.encode(pd.Series(['wing', 'mach']), convert_to='tensor')
     assert isinstance(tensor, torch.Tensor) and tensor.shape == (2, vector.shape[0])
