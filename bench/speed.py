@@ -13,7 +13,7 @@
 
 Timings are medians of repeats that alternate between the two sides of each ratio. The models are built here
 and untrained (the train section trains one for a few epochs): speed does not depend on the weights. torch
-uses its default number of threads (OMP_NUM_THREADS sets it). `--quick` takes about 3 minutes on 2 idle cores.
+uses its default number of threads (OMP_NUM_THREADS sets it). `--quick` took 3.5 minutes on 2 shared cores.
 """
 import argparse
 import atexit
@@ -67,8 +67,13 @@ def per_call(fns: dict, items: list) -> dict:
     return {name: float(np.median(seconds)) for name, seconds in times.items()}
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+def rss_mb(field='VmHWM') -> float:
+    """This process's peak (VmHWM) or current (VmRSS) resident memory in MB. Not getrusage's ru_maxrss: Linux
+    keeps that across exec, so a child started by a large parent reports the parent's peak."""
+    status = Path('/proc/self/status')
+    if not status.exists(): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # macOS: bytes
+    line = next(line for line in status.read_text().splitlines() if line.startswith(field + ':'))
+    return int(line.split()[1]) / 1024  # kB
 
 
 # ----------------------------------------------------------------- models
@@ -131,7 +136,6 @@ def matmul(n, dtype=torch.float32):
 
 # ----------------------------------------------------------------- 1, 2: encoding and the hardware
 def encode_section(cran, tokens, vocab, quick) -> tuple:
-    from relcollab.configs import relevance_config
     texts, n_tokens = cran.docs.text.tolist(), sum(map(len, tokens))
     learn = relcollab_learner(cran, vocab, lexical=False)
     fastai_learn, frame = fastai_classifier(texts, vocab)
@@ -140,30 +144,35 @@ def encode_section(cran, tokens, vocab, quick) -> tuple:
         return lambda: outputs.__setitem__(bf16, learn.encode(texts, side='doc', bf16=bf16, progress=False))
     def fastai_encode(dl=None):
         with fastai_learn.no_bar(): return fastai_learn.get_preds(dl=fastai_learn.dls.test_dl(frame) if dl is None else dl)
-    test_dl = None if quick else fastai_learn.dls.test_dl(frame)
-    batches = padded_batches(learn, texts, bs=128)
-    n = 128 if quick else 256  # gemm size limited by the time one product takes
+    batches, size = padded_batches(learn, texts, bs=128), 2048 if quick else 4096
     fns = {'fastai': fastai_encode, 'relcollab': relcollab_encode(False), 'relcollab_bf16': relcollab_encode(True),
            'model': model_only(learn, batches), 'model_bf16': model_only(learn, batches, bf16=True),
-           'matmul': matmul(16 * n), 'matmul_bf16': matmul(16 * n, torch.bfloat16)}
-    if not quick: fns['fastai_model'] = lambda: fastai_encode(test_dl)  # fastai's get_preds alone, texts tokenized before
-    seconds = interleaved(fns, 2 if quick else 3)
+           'matmul': matmul(size), 'matmul_bf16': matmul(size, torch.bfloat16)}
+    if not quick:  # fastai's get_preds alone, on texts tokenized before
+        test_dl = fastai_learn.dls.test_dl(frame)
+        fns['fastai_model'] = lambda: fastai_encode(test_dl)
+    result = encode_ratios(interleaved(fns, 2 if quick else 3), n_tokens, matmul_flops=2 * size ** 3)
+    result.update(bf16_deviation(learn, cran, outputs[False], outputs[True]))
+    if not quick: result.update(lexical_encode(cran, vocab, texts, n_tokens))
+    return result, learn
+
+
+def encode_ratios(seconds: dict, n_tokens: int, matmul_flops: int) -> dict:
+    from relcollab.configs import relevance_config
     flops = 2 * lstm_macs_per_token(relevance_config('small')) * n_tokens
-    matmul_flops = 2 * (16 * n) ** 3
+    rate = {name: flops / seconds[name] for name in ('model', 'model_bf16')}
+    rate.update({name: matmul_flops / seconds[name] for name in ('matmul', 'matmul_bf16')})
     result = {'encode_tokens': n_tokens, 'encode_tokens_per_s': n_tokens / seconds['relcollab'],
               'encode_fastai_tokens_per_s': n_tokens / seconds['fastai'],
               'encode_speedup_vs_fastai': seconds['fastai'] / seconds['relcollab'],
               'encode_bf16_speedup_vs_fastai': seconds['fastai'] / seconds['relcollab_bf16'],
               'encode_bf16_speedup_vs_fp32': seconds['relcollab'] / seconds['relcollab_bf16'],
-              'encoder_gflops': flops / seconds['model'] / 1e9, 'matmul_gflops': matmul_flops / seconds['matmul'] / 1e9,
-              'encoder_fraction_of_matmul_peak': (flops / seconds['model']) / (matmul_flops / seconds['matmul']),
-              'encoder_bf16_gflops': flops / seconds['model_bf16'] / 1e9,
-              'matmul_bf16_gflops': matmul_flops / seconds['matmul_bf16'] / 1e9,
-              'encoder_bf16_fraction_of_bf16_matmul_peak': (flops / seconds['model_bf16']) / (matmul_flops / seconds['matmul_bf16'])}
+              'encoder_gflops': rate['model'] / 1e9, 'matmul_gflops': rate['matmul'] / 1e9,
+              'encoder_fraction_of_matmul_peak': rate['model'] / rate['matmul'],
+              'encoder_bf16_gflops': rate['model_bf16'] / 1e9, 'matmul_bf16_gflops': rate['matmul_bf16'] / 1e9,
+              'encoder_bf16_fraction_of_bf16_matmul_peak': rate['model_bf16'] / rate['matmul_bf16']}
     if 'fastai_model' in seconds: result['encode_model_speedup_vs_fastai_get_preds'] = seconds['fastai_model'] / seconds['model']
-    result.update(bf16_deviation(learn, cran, outputs[False], outputs[True]))
-    if not quick: result.update(lexical_encode(cran, vocab, texts, n_tokens))
-    return result, learn
+    return result
 
 
 def score_matrix(learn, query_vectors, doc_vectors) -> np.ndarray:
@@ -189,7 +198,7 @@ def bf16_deviation(learn, cran, docs_fp32, docs_bf16) -> dict:
 def lexical_encode(cran, vocab, texts, n_tokens) -> dict:
     """The default recipe's lexical towers (dense dimensions plus one term weight per vocabulary entry), and bf16's
     effect on a ranking that means something: untrained, their term weights are BM25's."""
-    learn = relcollab_learner(cran, vocab, lexical=True)
+    learn = relcollab_learner(cran, vocab, lexical=True, in_batch=True)
     seconds, fp32 = timed(lambda: learn.encode(texts, side='doc', progress=False))
     bf16 = learn.encode(texts, side='doc', bf16=True, progress=False)
     deviation = {f'lexical_{key}': value for key, value in bf16_deviation(learn, cran, fp32, bf16).items()}
@@ -212,8 +221,8 @@ def plain_torch_epoch(model, dls, loss_func, opt):
 
 def train_section(cran, vocab, quick) -> dict:
     n_pairs, lr = (128 if quick else 384), 1e-3
-    pointwise = relcollab_learner(cran, vocab, n_pairs=n_pairs, in_batch=False)
-    in_batch = relcollab_learner(cran, vocab, n_pairs=n_pairs, in_batch=True)
+    pointwise = relcollab_learner(cran, vocab, n_pairs=n_pairs, in_batch=False, lexical=False)
+    in_batch = relcollab_learner(cran, vocab, n_pairs=n_pairs, in_batch=True, lexical=False)
     for learn in (pointwise, in_batch): learn.dls.train.shuffle = False  # the same batches in every epoch and loop
     # fastai's default optimizer is Adam with decoupled weight decay 0.01, betas (0.9, 0.99), eps 1e-5
     opt = torch.optim.AdamW(pointwise.model.parameters(), lr=lr, betas=(0.9, 0.99), eps=1e-5, weight_decay=0.01)
@@ -290,14 +299,14 @@ def scale_section(quick) -> dict:
     queries, _ = synthetic_vectors(20 if quick else 50, dim, n_clusters=10_000, noise=1.0, seed=0)  # same centres
     queries = queries[::-1].copy()
     bandwidth = read_bandwidth(vectors)
-    bf16 = torch.from_numpy(vectors).bfloat16()
+    stored = {'bf16': torch.from_numpy(vectors).bfloat16()}
     exact = {}
     latency = per_call({'fp32': lambda q: exact.__setitem__(q.tobytes(), exact_search(q[None], vectors, K)),
-                        'bf16': lambda q: bf16_search(bf16, q)}, list(queries))
+                        'bf16': lambda q: bf16_search(stored['bf16'], q)}, list(queries))
     truth = [exact[q.tobytes()][0][0] for q in queries]
     agreement, worst = [], 0.
     for q, best in zip(queries, truth):
-        positions, values = bf16_search(bf16, q)
+        positions, values = bf16_search(stored['bf16'], q)
         agreement.append(len(set(positions) & set(best)) / K)
         worst = max(worst, float(np.abs(vectors[positions] @ q - values).max()))
     bound_fp32, bound_bf16 = vectors.nbytes / bandwidth, vectors.nbytes / 2 / bandwidth
@@ -307,7 +316,7 @@ def scale_section(quick) -> dict:
               'exact_1m_bf16_over_bandwidth_bound': latency['bf16'] / bound_bf16,
               'exact_1m_bf16_speedup_vs_fp32': latency['fp32'] / latency['bf16'],
               'exact_1m_bf16_recall_at_10': float(np.mean(agreement)), 'exact_1m_bf16_max_score_error': worst}
-    del bf16
+    stored.clear()  # 0.8 GB back before faiss copies the vectors
     result.update(faiss_ivf(vectors, queries, truth, latency['fp32'], quick))
     return result
 
@@ -359,11 +368,13 @@ def rss_worker(n_docs: int, quick: bool):
     sample = list(SyntheticDocs(2000, docs.words, seed=1))
     frame = pd.DataFrame({'query': [d[:20] for d in sample], 'doc': sample, 'score': np.arange(2000) % 5})
     dls = RelevanceDataLoaders.from_df(frame, bs=32, seed=0, path=WORK)
-    learn = relevance_learner(dls, config=relevance_config('small'), path=WORK)
+    learn = relevance_learner(dls, config=relevance_config('small'), lexical=False, path=WORK)  # 256-d vectors
     learn.encode(sample[:256], side='doc', progress=False)  # every buffer and thread pool warmed up
-    before = peak_rss_mb()
+    try: Path('/proc/self/clear_refs').write_text('5')  # the peak restarts from here (Linux)
+    except OSError: pass
+    before = rss_mb('VmRSS')
     seconds, vectors = timed(lambda: learn.encode_to_file(docs, WORK/'vectors.npy', side='doc', progress=False))
-    print(json.dumps({'docs': n_docs, 'peak_rss_mb': peak_rss_mb(), 'rss_before_mb': before, 'seconds': seconds,
+    print(json.dumps({'docs': n_docs, 'peak_rss_mb': rss_mb('VmHWM'), 'rss_before_mb': before, 'seconds': seconds,
                       'shape': list(vectors.shape)}))
 
 
@@ -427,7 +438,7 @@ SECTIONS = ('encode', 'train', 'rank', 'scale', 'memory')
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--quick', action='store_true', help='fewer repeats and smaller sizes: about 3 minutes')
+    parser.add_argument('--quick', action='store_true', help='fewer repeats and smaller sizes: about 4 minutes')
     parser.add_argument('--json', type=Path, default=None, help='write every figure as one flat JSON object')
     parser.add_argument('--data', default=DATA, help='the Cranfield directory (default: $RELCOLLAB_CRANFIELD)')
     parser.add_argument('--sections', nargs='+', default=list(SECTIONS), choices=SECTIONS)

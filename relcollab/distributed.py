@@ -27,7 +27,7 @@ fixes what breaks on CPUs:
   so all processes end with the same state.
 
 Needs `accelerate` (`pip install "relcollab[distributed]"`), as fastai's `distrib_ctx` does. Checkpoints
-(`checkpoint_dir`) are not written in distributed runs.
+(`checkpoint_dir`) are not supported in distributed runs (untested).
 """
 from contextlib import contextmanager
 

@@ -138,7 +138,7 @@ def encode(self: RelevanceLearner, texts, side='query', bs=128, progress=None, c
     a (d,) vector. Texts are sorted by length and batched (`bs`), each batch tokenized on a worker thread
     while the model encodes the one before; `progress=None` shows a bar above 1000 texts.
     `convert_to='tensor'` returns a CPU `torch.Tensor`. `bf16=True` runs the towers under bfloat16 autocast
-    (about 3x faster on CPUs with AMX or AVX512-BF16; vectors move by about 1e-3, see bench/speed.py).
+    (2x faster on CPUs with AMX or AVX512-BF16; vectors move by up to about 2e-3: see README, Speed).
 
     >>> learn.encode(['heat transfer in slabs', 'wing flutter'], side='doc').shape  # doctest: +SKIP
     (2, 256)

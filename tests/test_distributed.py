@@ -38,3 +38,15 @@ def test_each_rank_trained_on_its_own_half_of_the_batches(two_ranks):
     per_fit = -(-log0['n_train_batches'] // 2)  # DistributedDL: ceil(batches / ranks) each, per epoch
     assert len(log0['targets']) == len(log1['targets']) == 2 * per_fit  # two fits of one epoch
     assert log0['targets'] != log1['targets']
+
+
+def test_without_a_launcher_distrib_ctx_trains_as_one_process(pairs_df, tmp_path):
+    import relcollab.distributed  # noqa: F401
+    from conftest import tiny_learner, torch_threads
+    from relcollab.data import RelevanceDataLoaders
+    with torch_threads(1):
+        dls = RelevanceDataLoaders.from_df(pairs_df.head(64), 'query', 'doc', 'score', bs=16, seed=0, path=tmp_path)
+        learn = tiny_learner(dls, path=tmp_path)
+        with learn.distrib_ctx(), learn.no_bar(): learn.fit(1, 1e-3)
+    assert not any(type(cb).__name__ in ('DistributedTrainer', 'SyncBuffers') for cb in learn.cbs)
+    assert type(learn.model).__name__ == 'RelevanceModel' and len(learn.recorder.values) == 1
