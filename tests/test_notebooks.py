@@ -12,7 +12,7 @@ from test_cranfield import CRANFIELD_DIR
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent/'notebooks'
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob('*.ipynb'))
-CELL_TIMEOUT_S = 600
+CELL_TIMEOUT_S = 1200  # per cell; a shared 2-core machine can be several times slower than an idle one
 
 
 def test_there_are_notebooks():
