@@ -21,7 +21,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import Stemmer
 from sklearn.feature_extraction.text import TfidfVectorizer
 
