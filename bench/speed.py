@@ -3,11 +3,13 @@
     python bench/speed.py [--quick] [--json PATH] [--sections encode train rank scale memory]
 
 - encode: tokens/s of `learn.encode` over Cranfield's 1400 documents vs fastai's `text_classifier_learner` +
-  `get_preds` on the same texts (same `small` AWD-LSTM config, same vocabulary, no document cut), fp32 and bf16;
+  `get_preds` on the same texts (same `small` AWD-LSTM config, same vocabulary, no document cut), fp32 and bf16,
+  each run tokenizing from scratch (relcollab's tokenizer cache is cleared before each);
   the encoder's GFLOP/s (the LSTMs' multiply-adds) vs a large matrix product timed alongside.
 - train: (query, document) pairs per second during `fit` vs a plain PyTorch loop over the same model and batches;
   pairs scored per second with the in-batch score matrix vs one pair per encoding.
-- rank: per-query latency from cached document vectors vs bm25s, and vs `learn.predict` on every pair.
+- rank: per-query latency from cached document vectors vs bm25s (text in, top 10 out; then reading the query and
+  ranking from it, each against bm25s's matching half), and vs `learn.predict` on every pair.
 - scale: exact top-10 over 1,000,000 synthetic 400-d vectors vs the memory-bandwidth bound; a faiss IVF index.
 - memory: peak RSS of `learn.encode_to_file` over 10k and 100k synthetic documents (one fresh process each).
 
@@ -141,7 +143,10 @@ def encode_section(cran, tokens, vocab, quick) -> tuple:
     fastai_learn, frame = fastai_classifier(texts, vocab)
     outputs = {}
     def relcollab_encode(bf16):
-        return lambda: outputs.__setitem__(bf16, learn.encode(texts, side='doc', bf16=bf16, progress=False))
+        def run():
+            learn.dls.tokenizer.clear_cache()  # every run tokenizes from scratch, as fastai's does
+            outputs[bf16] = learn.encode(texts, side='doc', bf16=bf16, progress=False)
+        return run
     def fastai_encode(dl=None):
         with fastai_learn.no_bar(): return fastai_learn.get_preds(dl=fastai_learn.dls.test_dl(frame) if dl is None else dl)
     batches, size = padded_batches(learn, texts, bs=128), 2048 if quick else 4096
@@ -243,7 +248,12 @@ def train_section(cran, vocab, quick) -> dict:
 
 # ----------------------------------------------------------------- 4: ranking
 def rank_section(learn, cran, quick) -> dict:
+    """Text in, top 10 out, one query at a time and all at once, vs bm25s; then each half on its own, against
+    bm25s's matching half: reading the query (relcollab encodes it, bm25s tokenizes and stems it), and ranking
+    from what that gave (a dot product with the cached document vectors; BM25 scores from the tokens)."""
     from relcollab.bm25 import BM25Baseline
+    from relcollab.index import top_k
+    learn.model.eval()  # as after fit or loading (encode would switch modes on every call otherwise)
     index = learn.index(cran.docs, id_col='doc_id', text_col='text', progress=False)
     bm25 = BM25Baseline().index(cran.docs.doc_id, cran.docs.text)
     queries = cran.queries.text.tolist()[:60 if quick else None]
@@ -251,6 +261,12 @@ def rank_section(learn, cran, quick) -> dict:
                        queries)
     batched = interleaved({'relcollab': lambda: learn.search(queries, index, k=K),
                            'bm25': lambda: bm25.search(queries, k=K)}, 3)
+    vectors, tokens = learn.encode(queries), bm25.tokenize(queries)
+    positions = list(range(len(queries)))
+    halves = {**per_call({'encode': lambda i: learn.encode(queries[i]),
+                          'bm25_tokenize': lambda i: bm25.tokenize([queries[i]])}, positions),
+              **per_call({'from_vector': lambda i: index.search(vectors[i], K),
+                          'bm25_from_tokens': lambda i: top_k(bm25.retriever.get_scores(tokens[i])[None], K)}, positions)}
     rng = np.random.default_rng(0)
     pairs = [(queries[rng.integers(len(queries))], cran.docs.text.iloc[rng.integers(len(cran.docs))])
              for _ in range(20 if quick else 60)]
@@ -261,6 +277,9 @@ def rank_section(learn, cran, quick) -> dict:
             'rank_batched_ms_per_query': 1e3 * batched['relcollab'] / len(queries),
             'rank_bm25_batched_ms_per_query': 1e3 * batched['bm25'] / len(queries),
             'rank_batched_speedup_vs_bm25': batched['bm25'] / batched['relcollab'],
+            'rank_query_encode_ms': 1e3 * halves['encode'], 'rank_from_vector_ms': 1e3 * halves['from_vector'],
+            'rank_bm25_tokenize_ms': 1e3 * halves['bm25_tokenize'], 'rank_bm25_from_tokens_ms': 1e3 * halves['bm25_from_tokens'],
+            'rank_from_vector_speedup_vs_bm25_from_tokens': halves['bm25_from_tokens'] / halves['from_vector'],
             'rank_predict_ms_per_query': 1e3 * predict * len(cran.docs),
             'rank_speedup_vs_predict': predict * len(cran.docs) / latency['relcollab'], 'rank_queries': len(queries)}
 
@@ -405,6 +424,9 @@ GOALS = [  # (key, what, goal text, met?)
     ('train_in_batch_pairs_ratio', 'pairs scored/s: in-batch matrix vs one pair per encoding', 'report', None),
     ('rank_speedup_vs_bm25', 'per-query latency: bm25s / relcollab (one query at a time)', '> 1', lambda v: v > 1),
     ('rank_batched_speedup_vs_bm25', 'same, all queries in one call', '', None),
+    ('rank_query_encode_ms', 'reading one query (ms): relcollab encodes it', '', None),
+    ('rank_bm25_tokenize_ms', 'reading one query (ms): bm25s tokenizes and stems it', '', None),
+    ('rank_from_vector_speedup_vs_bm25_from_tokens', 'ranking only: bm25s from tokens / relcollab from cached vectors', '> 1', lambda v: v > 1),
     ('rank_speedup_vs_predict', 'per-query latency: learn.predict on every pair / relcollab', '>= 1000x', lambda v: v >= 1000),
     ('exact_1m_over_bandwidth_bound', 'exact top-10 over 1M x 400 fp32 / bandwidth bound', '<= 2x', lambda v: v <= 2),
     ('exact_1m_bf16_over_bandwidth_bound', 'same, bf16 storage / its bound', '', None),

@@ -120,13 +120,14 @@ def _encode_texts(learn, texts: list, side: str, bs: int, show_progress: bool = 
     if show_progress: token_batches = progress_bar(token_batches, total=len(batches), leave=False)
     was_training = model.training
     with _PREDICT_LOCK:
-        model.eval()
+        switch = any(module.training for module in model.modules())  # (switching costs more than a query)
+        if switch: model.eval()
         try:
             with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 for positions, tokens in zip(batches, token_batches):
                     out[positions] = encode_side(tokens.to(device)).float().cpu()
         finally:
-            model.train(was_training)
+            if switch: model.train(was_training)
     return out
 
 

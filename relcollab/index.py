@@ -8,7 +8,6 @@ On disk (`index.save(dir)`): `vectors.npy` (float32, `np.save`, no pickle), `ids
 and `index.json` (format version, dim, count, dtype and the model fingerprint). `learn.search` refuses an
 index whose fingerprint is not the learner's (the vectors came from another model).
 """
-import hashlib
 import json
 import warnings
 from pathlib import Path
@@ -19,6 +18,7 @@ import pandas as pd
 from fastcore.basics import patch
 
 from .encode import as_text_list
+from .fingerprint import model_fingerprint
 from .learner import RelevanceLearner
 from .validation import RelevanceDataError, check_columns, check_texts, row_labels
 
@@ -43,24 +43,6 @@ class IndexFileError(RelevanceDataError):
 
 class IndexMismatchError(RelevanceDataError):
     "The index was built by another model (its fingerprint is not the learner's)."
-
-
-def model_fingerprint(learn) -> str:
-    """sha256 of the document projection's weights and buffers, the vocabulary size and the projection size.
-
-    The document projection is trained in every stage, so any training changes it; an index built before
-    (or by another model) then no longer matches. It does not hash the (large) document tower itself.
-
-    >>> len(model_fingerprint(learn))  # doctest: +SKIP
-    64
-    """
-    doc_proj = learn.model.head.doc_proj
-    digest = hashlib.sha256()
-    for name, tensor in sorted(doc_proj.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    digest.update(f"vocab={len(learn.dls.vocab)};proj={doc_proj[-1].out_features}".encode())
-    return digest.hexdigest()
 
 
 def check_k(k, n: int) -> int:
@@ -158,6 +140,7 @@ class DocIndex:
     def __init__(self, ids, vectors, fingerprint=None, backend='numpy'):
         if backend not in BACKENDS: raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}.")
         self.ids = check_doc_ids(ids)
+        self._id_array = np.asarray(self.ids, dtype=object)  # built once: ids of search results, by position
         self.vectors = _check_vectors(vectors, len(self.ids))
         self.fingerprint, self.backend = fingerprint, backend
         self._faiss_index = self.to_faiss() if backend == 'faiss' else None
@@ -194,7 +177,7 @@ class DocIndex:
         `k` above the number of documents warns and returns all of them; `k` below 1 raises.
         """
         positions, dots = self.search_positions(query_vectors, k)
-        return SearchResults(np.asarray(self.ids, dtype=object)[positions], dots)
+        return SearchResults(self._id_array[positions], dots)
 
     def save(self, path) -> Path:
         "Writes vectors.npy, ids.json and index.json into directory `path` (created if needed)."
@@ -308,5 +291,5 @@ def search(self: RelevanceLearner, queries, index: DocIndex, k=10, bs=256, progr
     positions, _ = index.search_positions(query_vectors, k)
     scores = self.score_vectors(np.repeat(query_vectors, positions.shape[1], axis=0),
                                 index.vectors[positions.reshape(-1)])
-    ids = np.asarray(index.ids, dtype=object)[positions]
+    ids = index._id_array[positions]
     return SearchResults(ids, np.asarray(scores, dtype=np.float32).reshape(positions.shape))
