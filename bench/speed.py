@@ -15,7 +15,8 @@
 
 Timings are medians of repeats that alternate between the two sides of each ratio. The models are built here
 and untrained (the train section trains one for a few epochs): speed does not depend on the weights. torch
-uses its default number of threads (OMP_NUM_THREADS sets it). `--quick` took 3.5 minutes on 2 shared cores.
+uses its default number of threads (OMP_NUM_THREADS sets it). On 2 idle cores `--quick` took 2 min 51 s and the
+full run about 5 minutes (see the README, Speed).
 """
 import argparse
 import atexit
@@ -156,10 +157,24 @@ def encode_section(cran, tokens, vocab, quick) -> tuple:
     if not quick:  # fastai's get_preds alone, on texts tokenized before
         test_dl = fastai_learn.dls.test_dl(frame)
         fns['fastai_model'] = lambda: fastai_encode(test_dl)
-    result = encode_ratios(interleaved(fns, 2 if quick else 3), n_tokens, matmul_flops=2 * size ** 3)
+    result = encode_ratios(interleaved(fns, 2 if quick else 3, warmup=True), n_tokens, matmul_flops=2 * size ** 3)
     result.update(bf16_deviation(learn, cran, outputs[False], outputs[True]))
+    result.update(tokenize_ratio(texts, quick))
     if not quick: result.update(lexical_encode(cran, vocab, texts, n_tokens))
     return result, learn
+
+
+def tokenize_ratio(texts, quick) -> dict:
+    "relcollab's tokenizer, from an empty cache each time, vs fastai's `Tokenizer` called on each text in one process."
+    from fastai.text.core import SpacyTokenizer, Tokenizer, defaults
+    from relcollab.text import TextTokenizer
+    fastai_tokenizer, tokenizer = Tokenizer(SpacyTokenizer(), rules=defaults.text_proc_rules), TextTokenizer(MAX_TOKENS)
+    def relcollab_tokenize():
+        tokenizer.clear_cache()
+        return tokenizer(texts)
+    seconds = interleaved({'fastai': lambda: [fastai_tokenizer(text) for text in texts], 'relcollab': relcollab_tokenize},
+                          2 if quick else 3)
+    return {'tokenize_speedup_vs_fastai_one_process': seconds['fastai'] / seconds['relcollab']}
 
 
 def encode_ratios(seconds: dict, n_tokens: int, matmul_flops: int) -> dict:
@@ -260,7 +275,7 @@ def rank_section(learn, cran, quick) -> dict:
     latency = per_call({'relcollab': lambda q: learn.search([q], index, k=K), 'bm25': lambda q: bm25.search([q], k=K)},
                        queries)
     batched = interleaved({'relcollab': lambda: learn.search(queries, index, k=K),
-                           'bm25': lambda: bm25.search(queries, k=K)}, 3)
+                           'bm25': lambda: bm25.search(queries, k=K)}, 3, warmup=True)
     vectors, tokens = learn.encode(queries), bm25.tokenize(queries)
     positions = list(range(len(queries)))
     halves = {**per_call({'encode': lambda i: learn.encode(queries[i]),
@@ -413,6 +428,7 @@ def memory_section(quick) -> dict:
 # ----------------------------------------------------------------- report
 GOALS = [  # (key, what, goal text, met?)
     ('encode_speedup_vs_fastai', 'encode: learn.encode vs fastai get_preds (tokens/s)', '>= 1.5x', lambda v: v >= 1.5),
+    ('tokenize_speedup_vs_fastai_one_process', "tokenizing: relcollab's (empty cache) vs fastai's Tokenizer, one process", '', None),
     ('encode_bf16_speedup_vs_fastai', 'encode, bf16 autocast, vs fastai', '', None),
     ('encode_bf16_speedup_vs_fp32', 'encode, bf16 autocast vs fp32', '', None),
     ('bf16_max_score_deviation', 'bf16: largest score change, all query x doc pairs (0..4 scale)', 'negligible?', None),
