@@ -4,7 +4,7 @@ In eval mode every dropout is the identity, yet fastai's `WeightDropout` copies 
 weights twice per chunk (on `reset` and on every forward) and `AWD_LSTM` resizes its stored hidden state
 per call. For a short query that overhead is most of the time. `eval_sentence_encoder` runs the same
 computation (embedding, then each LSTM layer, chunk by chunk with the state carried over, rows dropped as
-they end) on the raw weights, and gives the same outputs at every real token (tested to equality).
+they end) on the raw weights, and gives the same outputs at every real token (tested to 1e-6).
 """
 import torch
 import torch.nn.functional as F
@@ -50,8 +50,8 @@ def eval_sentence_encoder(encoder: SentenceEncoder, tokens: torch.Tensor, chunk:
     A batch runs `chunk` tokens per LSTM call and rows that have ended leave it between calls (fastai: every
     `bptt` tokens), so a batch of texts of unequal lengths wastes little work on padding; one text runs in one
     call per layer (each call has a fixed cost). Row counts and lengths are rounded up to multiples of
-    `SHAPE_STEP`: oneDNN keeps a compiled kernel per input shape, and with every shape a new one memory grew
-    with the collection (by 250 MB before its cache filled up).
+    `SHAPE_STEP`: oneDNN keeps a compiled kernel per input shape, and with every shape a new one, memory grew
+    as a collection streamed through (until oneDNN's cache of kernels filled up).
 
     >>> encoder = SentenceEncoder(72, AWD_LSTM(100, 8, 16, 2)).eval()
     >>> eval_sentence_encoder(encoder, torch.tensor([[2, 5, 7], [2, 5, 1]]))[0].shape

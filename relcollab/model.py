@@ -76,7 +76,7 @@ class TextTower(Module):
 
     fastai's `SentenceEncoder` expects rows sorted longest first; the tower sorts them and restores the
     caller's order, so a text's vector does not depend on the rest of its batch. In eval mode it runs
-    `eval_sentence_encoder`: the same outputs without fastai's per-call weight copies (3x faster for a query).
+    `eval_sentence_encoder`: the same outputs without fastai's per-call weight copies (much faster for a query).
     """
     def __init__(self, encoder: SentenceEncoder, pool_embeddings: bool = False, lexical: bool = False,
                  saturate: bool = False):
