@@ -21,6 +21,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import Stemmer
 from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -48,6 +49,7 @@ VARIANTS = {
     'dense-only': dict(in_batch=True, pseudo=4, lexical=False),        # no learned term weights
     'pointwise': dict(in_batch=False, pseudo=4, lexical=True),         # MSE on the batch's pairs only
     'first-session': dict(in_batch=False, pseudo=0, lexical=False),    # the first recipe: pointwise, dense
+    'bm25-negatives': dict(in_batch=True, pseudo=4, lexical=True, hard_negatives=1),  # + unjudged docs BM25 ranks high
 }
 
 
@@ -77,10 +79,29 @@ def tfidf_scores(docs, queries) -> np.ndarray:
     return (vectorizer.transform(queries) @ doc_matrix.T).toarray()
 
 
+def bm25_negatives(data, triples, per_judged: int, depth: int = 30, seed: int = 0):
+    """Hard negatives: for each query of `triples`, `per_judged` x (its judged documents) documents drawn from
+    BM25's top `depth` that are neither judged for it nor already paired with it, with score 0."""
+    bm25 = BM25Baseline().index(data.docs['doc_id'].tolist(), data.docs['text'].tolist())
+    queries = triples.drop_duplicates('query_id')[['query_id', 'query', 'is_valid']]
+    judged = data.qrels.groupby('query_id')['doc_id'].apply(set).to_dict()
+    paired = triples.groupby('query_id')['doc_id'].apply(set).to_dict()
+    text_of, rng, rows = data.docs.set_index('doc_id')['text'], np.random.default_rng(seed), []
+    top = bm25.search(queries['query'].tolist(), k=depth).ids
+    for (query_id, query, is_valid), ids in zip(queries.itertuples(index=False), top):
+        seen = judged.get(query_id, set()) | paired.get(query_id, set())
+        candidates = [int(doc) for doc in ids if int(doc) not in seen]
+        picks = rng.permutation(candidates)[:per_judged * len(judged.get(query_id, ()))]
+        rows += [(query_id, doc, query, text_of[doc], 0, is_valid) for doc in picks]
+    return pd.DataFrame(rows, columns=['query_id', 'doc_id', 'query', 'doc', 'score', 'is_valid'])
+
+
 def train_relcollab(data, fit_ids, valid_ids, lm, workdir: Path, in_batch=True, pseudo=4, epochs=4, bs=32,
-                    lr=1e-2, negatives=1, seed=0, size='small', **model_kwargs):
+                    lr=1e-2, negatives=1, hard_negatives=0, seed=0, size='small', **model_kwargs):
     triples = cranfield_triples(data, query_ids=fit_ids + valid_ids, negatives=negatives, seed=seed)
     triples['is_valid'] = triples['query_id'].isin(valid_ids)
+    if hard_negatives:
+        triples = pd.concat([triples, bm25_negatives(data, triples, hard_negatives, seed=seed)], ignore_index=True)
     frame = with_pseudo_queries(triples, 'query', 'doc', 'score', 'is_valid', per_doc=pseudo, score_range=(0, 4),
                                 seed=seed, corpus=data.docs['text'].tolist())  # documents, never a test query
     dls = RelevanceDataLoaders.from_df(frame, vocab=lm.vocab, valid_col='is_valid', score_range=(0, 4), bs=bs,
