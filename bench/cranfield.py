@@ -10,7 +10,8 @@ all 1400 documents ranked per query; gain = 5 - code, unjudged = 0; nDCG@10 (gra
 
 `--variants` trains several relcollab recipes on one language model and prints an ablation table
 (names in VARIANTS below); the first one is the `relcollab` row. On 2 CPU cores `--quick` (LM 2 epochs,
-relevance 3) took 6.4 minutes, the full run with two variants about 50 (both on a machine shared with other jobs).
+relevance 3) took 6.4 minutes, the full run with two variants about 50 (both on a machine shared with other jobs);
+alone on an idle machine, `--quick` with two variants took 7.7 minutes and the full run with two variants 16.
 """
 import argparse
 import json
