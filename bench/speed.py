@@ -36,6 +36,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from relcollab.bf16 import bf16_support
+
 DATA = os.environ.get('RELCOLLAB_CRANFIELD', str(Path(__file__).resolve().parents[2]/'shared'/'data'/'cranfield'))
 MAX_TOKENS = 1024  # no Cranfield document is cut (the longest has about 740 tokens), as fastai cuts none
 K = 10
@@ -151,16 +153,18 @@ def encode_section(cran, tokens, vocab, quick) -> tuple:
     def fastai_encode(dl=None):
         with fastai_learn.no_bar(): return fastai_learn.get_preds(dl=fastai_learn.dls.test_dl(frame) if dl is None else dl)
     batches, size = padded_batches(learn, texts, bs=128), 2048 if quick else 4096
-    fns = {'fastai': fastai_encode, 'relcollab': relcollab_encode(False), 'relcollab_bf16': relcollab_encode(True),
-           'model': model_only(learn, batches), 'model_bf16': model_only(learn, batches, bf16=True),
+    bf16, reason = bf16_support('cpu')
+    fns = {'fastai': fastai_encode, 'relcollab': relcollab_encode(False), 'model': model_only(learn, batches),
            'matmul': matmul(size), 'matmul_bf16': matmul(size, torch.bfloat16)}
+    if bf16: fns.update(relcollab_bf16=relcollab_encode(True), model_bf16=model_only(learn, batches, bf16=True))
     if not quick:  # fastai's get_preds alone, on texts tokenized before
         test_dl = fastai_learn.dls.test_dl(frame)
         fns['fastai_model'] = lambda: fastai_encode(test_dl)
     result = encode_ratios(interleaved(fns, 2 if quick else 3, warmup=True), n_tokens, matmul_flops=2 * size ** 3)
-    result.update(bf16_deviation(learn, cran, outputs[False], outputs[True]))
+    result['bf16_lstm'] = 'supported' if bf16 else f'not supported on this CPU ({reason})'
+    if bf16: result.update(bf16_deviation(learn, cran, outputs[False], outputs[True]))
     result.update(tokenize_ratio(texts, quick))
-    if not quick: result.update(lexical_encode(cran, vocab, texts, n_tokens))
+    if not quick: result.update(lexical_encode(cran, vocab, texts, n_tokens, bf16))
     return result, learn
 
 
@@ -180,17 +184,19 @@ def tokenize_ratio(texts, quick) -> dict:
 def encode_ratios(seconds: dict, n_tokens: int, matmul_flops: int) -> dict:
     from relcollab.configs import relevance_config
     flops = 2 * lstm_macs_per_token(relevance_config('small')) * n_tokens
-    rate = {name: flops / seconds[name] for name in ('model', 'model_bf16')}
+    rate = {name: flops / seconds[name] for name in ('model', 'model_bf16') if name in seconds}
     rate.update({name: matmul_flops / seconds[name] for name in ('matmul', 'matmul_bf16')})
     result = {'encode_tokens': n_tokens, 'encode_tokens_per_s': n_tokens / seconds['relcollab'],
               'encode_fastai_tokens_per_s': n_tokens / seconds['fastai'],
               'encode_speedup_vs_fastai': seconds['fastai'] / seconds['relcollab'],
-              'encode_bf16_speedup_vs_fastai': seconds['fastai'] / seconds['relcollab_bf16'],
-              'encode_bf16_speedup_vs_fp32': seconds['relcollab'] / seconds['relcollab_bf16'],
               'encoder_gflops': rate['model'] / 1e9, 'matmul_gflops': rate['matmul'] / 1e9,
               'encoder_fraction_of_matmul_peak': rate['model'] / rate['matmul'],
-              'encoder_bf16_gflops': rate['model_bf16'] / 1e9, 'matmul_bf16_gflops': rate['matmul_bf16'] / 1e9,
-              'encoder_bf16_fraction_of_bf16_matmul_peak': rate['model_bf16'] / rate['matmul_bf16']}
+              'matmul_bf16_gflops': rate['matmul_bf16'] / 1e9}
+    if 'relcollab_bf16' in seconds:  # only where the CPU runs the LSTM in bfloat16 (see relcollab.bf16)
+        result.update({'encode_bf16_speedup_vs_fastai': seconds['fastai'] / seconds['relcollab_bf16'],
+                       'encode_bf16_speedup_vs_fp32': seconds['relcollab'] / seconds['relcollab_bf16'],
+                       'encoder_bf16_gflops': rate['model_bf16'] / 1e9,
+                       'encoder_bf16_fraction_of_bf16_matmul_peak': rate['model_bf16'] / rate['matmul_bf16']})
     if 'fastai_model' in seconds: result['encode_model_speedup_vs_fastai_get_preds'] = seconds['fastai_model'] / seconds['model']
     return result
 
@@ -215,14 +221,16 @@ def bf16_deviation(learn, cran, docs_fp32, docs_bf16) -> dict:
             'bf16_max_vector_deviation': float(np.abs(docs_fp32 - docs_bf16).max()), 'bf16_top10_agreement': float(overlap)}
 
 
-def lexical_encode(cran, vocab, texts, n_tokens) -> dict:
+def lexical_encode(cran, vocab, texts, n_tokens, bf16: bool) -> dict:
     """The default recipe's lexical towers (dense dimensions plus one term weight per vocabulary entry), and bf16's
     effect on a ranking that means something: untrained, their term weights are BM25's."""
     learn = relcollab_learner(cran, vocab, lexical=True, in_batch=True)
     seconds, fp32 = timed(lambda: learn.encode(texts, side='doc', progress=False))
-    bf16 = learn.encode(texts, side='doc', bf16=True, progress=False)
-    deviation = {f'lexical_{key}': value for key, value in bf16_deviation(learn, cran, fp32, bf16).items()}
-    return {'encode_lexical_tokens_per_s': n_tokens / seconds, 'encode_lexical_dim': int(fp32.shape[1]), **deviation}
+    result = {'encode_lexical_tokens_per_s': n_tokens / seconds, 'encode_lexical_dim': int(fp32.shape[1])}
+    if bf16:
+        deviation = bf16_deviation(learn, cran, fp32, learn.encode(texts, side='doc', bf16=True, progress=False))
+        result.update({f'lexical_{key}': value for key, value in deviation.items()})
+    return result
 
 
 # ----------------------------------------------------------------- 3: training
@@ -456,7 +464,9 @@ GOALS = [  # (key, what, goal text, met?)
 
 
 def report(results: dict) -> str:
-    lines = ['| figure | what | value | goal | met |', '|---|---|---|---|---|']
+    lines = [f"CPU: {results['cpu']} ({results['cpu_kind']}), {results['cores']} cores, torch {results['torch']} on "
+             f"{results['torch_threads']} threads; bf16 LSTM: {results.get('bf16_lstm', 'not measured')}", '',
+             '| figure | what | value | goal | met |', '|---|---|---|---|---|']
     for key, what, goal, check in GOALS:
         if key not in results: continue
         met = '' if check is None else ('yes' if check(results[key]) else 'no')
@@ -467,8 +477,18 @@ def report(results: dict) -> str:
 def machine() -> dict:
     cpu = next((line.split(':', 1)[1].strip() for line in Path('/proc/cpuinfo').read_text().splitlines()
                 if line.startswith('model name')), platform.processor()) if Path('/proc/cpuinfo').exists() else platform.processor()
-    return {'cpu': cpu, 'cores': os.cpu_count(), 'torch_threads': torch.get_num_threads(), 'torch': torch.__version__,
-            'load_average_at_start': os.getloadavg()[0]}
+    return {'cpu': cpu, 'cpu_kind': cpu_kind(), 'cores': os.cpu_count(), 'torch_threads': torch.get_num_threads(),
+            'torch': torch.__version__, 'load_average_at_start': os.getloadavg()[0]}
+
+
+def cpu_kind() -> str:
+    "What decides the CPU-dependent ratios (bf16, the matmul peak): torch's kernel level and the bf16 flags."
+    flags = set()
+    if Path('/proc/cpuinfo').exists():
+        flags = set(next((line.split(':', 1)[1].split() for line in Path('/proc/cpuinfo').read_text().splitlines()
+                          if line.startswith('flags')), []))
+    found = [flag for flag in ('avx512_bf16', 'amx_bf16') if flag in flags]
+    return f"torch kernels {torch.backends.cpu.get_cpu_capability()}, " + (', '.join(found) or 'no bf16 instructions')
 
 
 SECTIONS = ('encode', 'train', 'rank', 'scale', 'memory')

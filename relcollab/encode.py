@@ -19,6 +19,7 @@ from fastcore.basics import patch
 from fastprogress.fastprogress import progress_bar
 
 from .atomic import atomic_write
+from .bf16 import resolve_bf16
 from .learner import _PREDICT_LOCK, RelevanceLearner
 
 __all__ = ['SIDES', 'as_text_list', 'numericalize_texts', 'pad_batch']
@@ -118,7 +119,7 @@ def _encode_texts(learn, texts: list, side: str, bs: int, show_progress: bool = 
     batches = _batches(texts, bs)
     token_batches = _prefetched_tokens(texts, batches, learn.dls.tokenizer, _numericalizer(learn.dls), pad_idx)
     if show_progress: token_batches = progress_bar(token_batches, total=len(batches), leave=False)
-    was_training = model.training
+    was_training, bf16 = model.training, resolve_bf16(bf16, device.type)
     with _PREDICT_LOCK:
         switch = any(module.training for module in model.modules())  # (switching costs more than a query)
         if switch: model.eval()
@@ -139,7 +140,8 @@ def encode(self: RelevanceLearner, texts, side='query', bs=128, progress=None, c
     a (d,) vector. Texts are sorted by length and batched (`bs`), each batch tokenized on a worker thread
     while the model encodes the one before; `progress=None` shows a bar above 1000 texts.
     `convert_to='tensor'` returns a CPU `torch.Tensor`. `bf16=True` runs the towers under bfloat16 autocast
-    (2x faster on CPUs with AMX or AVX512-BF16; vectors move by up to about 2e-3: see README, Speed).
+    (2x faster on CPUs with AMX or AVX512-BF16; vectors move by up to about 2e-3: see README, Speed); where the
+    CPU cannot (AVX2 only), it encodes in float32 after one `Bf16FallbackWarning`.
 
     >>> learn.encode(['heat transfer in slabs', 'wing flutter'], side='doc').shape  # doctest: +SKIP
     (2, 256)
