@@ -90,7 +90,19 @@ def checkpoint_state(learn, stage: int, epoch: int, schedule: list) -> dict:
     "What a checkpoint holds: model, optimizer, random generators and where training is."
     return {'model': learn.model.state_dict(), 'opt': _plain(learn.opt.state_dict()), 'rng': rng_state(learn),
             'progress': {'version': CHECKPOINT_VERSION, 'stage': stage, 'epoch': epoch, 'schedule': schedule,
-                         'hparams': getattr(learn.model, 'hparams', None), 'vocab': list(learn.dls.vocab)}}
+                         'hparams': getattr(learn.model, 'hparams', None), 'vocab': list(learn.dls.vocab),
+                         'data': data_fingerprint(learn.dls)}}
+
+
+def data_fingerprint(dls) -> str:
+    "sha256 of the training and validation rows (query, document, score, in order) and the score range."
+    score_col = dls.valid_ds.tls[2].tfms.fs[0].col
+    digest = hashlib.sha256(repr([dls.score_scaler.lo, dls.score_scaler.hi]).encode())
+    for items in (dls.train_ds.items, dls.valid_ds.items):
+        rows = items[[dls.query_col, dls.doc_col, score_col]]
+        digest.update(repr(len(rows)).encode())
+        digest.update(pd.util.hash_pandas_object(rows, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
 
 
 class EpochCheckpoint(Callback):
@@ -124,14 +136,18 @@ def load_checkpoint(path) -> dict:
 
 
 def _check_matches(path: Path, progress: dict, learn, schedule: list):
-    "Refuses to resume a checkpoint from another schedule, architecture or vocabulary."
-    pairs = [('schedule (epochs, lr)', progress['schedule'], schedule),
-             ('model (size, options)', progress['hparams'], getattr(learn.model, 'hparams', None)),
-             ('vocabulary', progress['vocab'], list(learn.dls.vocab))]
+    "Refuses to resume a checkpoint from another schedule, architecture, vocabulary or data."
+    pairs = [('another schedule (epochs, lr)', progress['schedule'], schedule),
+             ('another model (size, options)', progress['hparams'], getattr(learn.model, 'hparams', None)),
+             ('another vocabulary', progress['vocab'], list(learn.dls.vocab))]
+    if 'data' in progress:  # checkpoints written before the data was recorded cannot be checked for it
+        pairs.append(('other data (training or validation rows, scores or score range)', progress['data'],
+                      data_fingerprint(learn.dls)))
     differences = [name for name, saved, now in pairs if _as_json(saved) != _as_json(now)]
     if differences:
-        raise CheckpointError(f"{path} was written by a run with another {' and '.join(differences)}: resume with "
-                              f"the same options, or use a new checkpoint directory (or delete this one).")
+        same = 'data and options' if differences[-1].startswith('other data') else 'options'
+        raise CheckpointError(f"{path} was written by a run with {' and '.join(differences)}: resume with "
+                              f"the same {same}, or use a new checkpoint directory (or delete this one).")
 
 
 def _as_json(value): return json.dumps(value, sort_keys=True, default=str)
@@ -148,7 +164,7 @@ def fit_stages(learn, stages: list, checkpoint_dir=None, resume=False):
 
     With `resume=True`, first restores the checkpoint in `checkpoint_dir` (if there is one) and continues with
     the epoch after it, giving the weights of an uninterrupted run. A checkpoint from another schedule, model
-    size or vocabulary raises `CheckpointError`.
+    size, vocabulary or data (rows, scores, validation split, score range) raises `CheckpointError`.
 
     >>> fit_stages(learn, ulmfit_stages(epochs=4), checkpoint_dir='ckpt', resume=True)  # doctest: +SKIP
     """
