@@ -2,6 +2,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -17,14 +18,22 @@ def run_cli(*args, cwd):
                           capture_output=True, text=True, timeout=600)
 
 
+def run_fit_tiny(*args, cwd):
+    "`relcollab fit` with the tests' tiny model size registered (`--size tiny`), through tests/fit_driver.py."
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    return subprocess.run([sys.executable, str(Path(__file__).parent/'fit_driver.py'), os.devnull, '0', 'fit',
+                           *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
 @pytest.fixture(scope='module')
 def fitted(tmp_path_factory):
-    "A model trained by `relcollab fit` on a tiny .tsv of triples (small size, 1 LM epoch, 1 epoch)."
+    "A model trained by `relcollab fit` on a tiny .tsv of triples (tiny size, no pseudo-queries, 1 LM epoch, 2 epochs)."
     folder = tmp_path_factory.mktemp('cli')
     make_pairs(160, seed=1).rename(columns={'query': 'q', 'doc': 'd'}).to_csv(
         folder/'triples.tsv', sep='\t', index=False)
-    result = run_cli('fit', 'triples.tsv', '--out', 'model.pkl', '--pretrained', 'model', '--query-col', 'q',
-                     '--doc-col', 'd', '--score-range', 0, 3, '--lm-epochs', 1, '--epochs', 2, '--bs', 16, cwd=folder)
+    result = run_fit_tiny('triples.tsv', '--out', 'model.pkl', '--pretrained', 'model', '--query-col', 'q',
+                          '--doc-col', 'd', '--score-range', 0, 3, '--size', 'tiny', '--pseudo-per-doc', 0,
+                          '--lm-epochs', 1, '--epochs', 2, '--bs', 16, cwd=folder)
     assert result.returncode == 0, result.stderr[-3000:]
     return folder, result
 
