@@ -155,8 +155,10 @@ def encode_section(cran, tokens, vocab, quick) -> tuple:
     batches, size = padded_batches(learn, texts, bs=128), 2048 if quick else 4096
     bf16, reason = bf16_support('cpu')
     fns = {'fastai': fastai_encode, 'relcollab': relcollab_encode(False), 'model': model_only(learn, batches),
-           'matmul': matmul(size), 'matmul_bf16': matmul(size, torch.bfloat16)}
-    if bf16: fns.update(relcollab_bf16=relcollab_encode(True), model_bf16=model_only(learn, batches, bf16=True))
+           'matmul': matmul(size)}
+    if bf16:  # (without native bf16, a bf16 matrix product runs at under 1 GFLOP/s: minutes for nothing)
+        fns.update(relcollab_bf16=relcollab_encode(True), model_bf16=model_only(learn, batches, bf16=True),
+                   matmul_bf16=matmul(size, torch.bfloat16))
     if not quick:  # fastai's get_preds alone, on texts tokenized before
         test_dl = fastai_learn.dls.test_dl(frame)
         fns['fastai_model'] = lambda: fastai_encode(test_dl)
@@ -185,17 +187,16 @@ def encode_ratios(seconds: dict, n_tokens: int, matmul_flops: int) -> dict:
     from relcollab.configs import relevance_config
     flops = 2 * lstm_macs_per_token(relevance_config('small')) * n_tokens
     rate = {name: flops / seconds[name] for name in ('model', 'model_bf16') if name in seconds}
-    rate.update({name: matmul_flops / seconds[name] for name in ('matmul', 'matmul_bf16')})
+    rate.update({name: matmul_flops / seconds[name] for name in ('matmul', 'matmul_bf16') if name in seconds})
     result = {'encode_tokens': n_tokens, 'encode_tokens_per_s': n_tokens / seconds['relcollab'],
               'encode_fastai_tokens_per_s': n_tokens / seconds['fastai'],
               'encode_speedup_vs_fastai': seconds['fastai'] / seconds['relcollab'],
               'encoder_gflops': rate['model'] / 1e9, 'matmul_gflops': rate['matmul'] / 1e9,
-              'encoder_fraction_of_matmul_peak': rate['model'] / rate['matmul'],
-              'matmul_bf16_gflops': rate['matmul_bf16'] / 1e9}
+              'encoder_fraction_of_matmul_peak': rate['model'] / rate['matmul']}
     if 'relcollab_bf16' in seconds:  # only where the CPU runs the LSTM in bfloat16 (see relcollab.bf16)
         result.update({'encode_bf16_speedup_vs_fastai': seconds['fastai'] / seconds['relcollab_bf16'],
                        'encode_bf16_speedup_vs_fp32': seconds['relcollab'] / seconds['relcollab_bf16'],
-                       'encoder_bf16_gflops': rate['model_bf16'] / 1e9,
+                       'encoder_bf16_gflops': rate['model_bf16'] / 1e9, 'matmul_bf16_gflops': rate['matmul_bf16'] / 1e9,
                        'encoder_bf16_fraction_of_bf16_matmul_peak': rate['model_bf16'] / rate['matmul_bf16']})
     if 'fastai_model' in seconds: result['encode_model_speedup_vs_fastai_get_preds'] = seconds['fastai_model'] / seconds['model']
     return result
