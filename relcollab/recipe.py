@@ -1,4 +1,8 @@
 """The whole ULMFiT recipe in one call: language model on all texts, then the relevance towers."""
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 from fastai.torch_core import set_seed
@@ -6,9 +10,11 @@ from fastai.torch_core import set_seed
 from .checkpoint import finished_lm, fit_stages, mark_lm_done, run_fingerprint, ulmfit_stages
 from .configs import relevance_config
 from .data import RelevanceDataLoaders
+from .distill import distillation_callback
 from .learner import RelevanceLearner, relevance_learner
 from .lm import language_model_stage
 from .pseudo import pseudo_queries
+from .teacher import load_teacher
 from .validation import check_triples
 
 __all__ = ['query_split', 'with_pseudo_queries', 'fine_tune_relevance', 'train_relevance_model']
@@ -56,7 +62,8 @@ def fine_tune_relevance(learn: RelevanceLearner, epochs=4, lr=1e-2, freeze_epoch
 def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score', corpus=(), size='small',
                           lm_epochs=4, epochs=4, valid_pct=0.2, valid_col=None, bs=32, seed=0, score_range=None,
                           lr=1e-2, pretrained=None, path='.', source='data', checkpoint_dir=None,
-                          resume=False, pseudo_per_doc=4, in_batch=True, lexical=True) -> RelevanceLearner:
+                          resume=False, pseudo_per_doc=4, in_batch=True, lexical=True, teacher=None,
+                          teacher_cache=None, proj_sz=None, drop_mult=1.) -> RelevanceLearner:
     """Checks `df`, trains the LM on every query, document and `corpus` text, then the relevance model.
 
     Validation holds out `valid_pct` of the distinct queries (or uses the boolean `valid_col`). The language
@@ -70,7 +77,14 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
     trains on the whole in-batch score matrix (`in_batch`) and adds BM25-initialised learned term weights to
     the dense vectors (`lexical`); see `relevance_learner`.
 
+    With a `teacher` (a sentence-transformers model, its directory or name: see `relcollab.teacher.load_teacher`)
+    the towers also learn from it while they train (`relcollab.distill.TeacherDistillation`): each training text
+    is encoded once by the teacher (cached in `teacher_cache`, default `path/teacher_cache`), the dense vectors
+    take the teacher's size (`proj_sz`, default: the teacher's dimension; 256 without a teacher), and the trained
+    model is the AWD-LSTM towers alone: the teacher never runs when it encodes or scores.
+
     >>> learn = train_relevance_model(triples, size='small', lm_epochs=3, epochs=3)  # doctest: +SKIP
+    >>> learn = train_relevance_model(triples, teacher='all-MiniLM-L6-v2')  # relcollab[teacher]  # doctest: +SKIP
     """
     check_triples(df, query_col, doc_col, score_col, score_range=score_range, source=source)
     if valid_col is None:
@@ -79,15 +93,33 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
     train = df[~df[valid_col].astype(bool)]
     texts = list(pd.unique(pd.concat([train[doc_col], train[query_col], pd.Series(list(corpus), dtype=object)])))
     run = run_fingerprint(df[[query_col, doc_col, score_col, valid_col]], corpus, size, lm_epochs, seed, pretrained)
+    if teacher is not None: teacher = load_teacher(teacher)  # fails now, before any training, if it cannot load
     lm = finished_lm(checkpoint_dir, run) if resume and checkpoint_dir is not None else None
     if lm is None:
-        lm = language_model_stage(texts, size=size, epochs=lm_epochs, pretrained=pretrained, seed=seed, path=path)
+        with stage('language model'):
+            lm = language_model_stage(texts, size=size, epochs=lm_epochs, pretrained=pretrained, seed=seed, path=path)
         if checkpoint_dir is not None: mark_lm_done(checkpoint_dir, lm, run)
         lm = {'vocab': lm.vocab, 'encoder_name': lm.encoder_name}
     set_seed(seed, reproducible=True)
     rows = with_pseudo_queries(df, query_col, doc_col, score_col, valid_col, pseudo_per_doc, score_range, seed, corpus)
     dls = RelevanceDataLoaders.from_df(rows, query_col, doc_col, score_col, vocab=lm['vocab'], valid_col=valid_col,
                                        bs=bs, seed=seed, score_range=score_range, path=path)
-    learn = relevance_learner(dls, config=relevance_config(size), in_batch=in_batch, lexical=lexical)
+    cbs = []
+    if teacher is not None:
+        with stage('teacher vectors'):
+            cbs.append(distillation_callback(teacher, dls, Path(path)/'teacher_cache' if teacher_cache is None else teacher_cache))
+    if proj_sz is None: proj_sz = cbs[0].vectors.dim if cbs else 256
+    learn = relevance_learner(dls, config=relevance_config(size), in_batch=in_batch, lexical=lexical, proj_sz=proj_sz,
+                              drop_mult=drop_mult)
     learn.load_encoder(lm['encoder_name'])
-    return fine_tune_relevance(learn, epochs=epochs, lr=lr, checkpoint_dir=checkpoint_dir, resume=resume)
+    with stage('relevance'), learn.added_cbs(cbs):
+        return fine_tune_relevance(learn, epochs=epochs, lr=lr, checkpoint_dir=checkpoint_dir, resume=resume)
+
+
+@contextmanager
+def stage(name: str):
+    "Prints how long a stage of the recipe took."
+    start = time.time()
+    print(f"relcollab: {name} ...", flush=True)
+    yield
+    print(f"relcollab: {name} done in {time.time() - start:.0f} s", flush=True)
