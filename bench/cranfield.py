@@ -6,10 +6,14 @@ model selection); every 5th remaining query is a validation query for model sele
 all 1400 documents ranked per query; gain = 5 - code, unjudged = 0; nDCG@10 (graded), MAP and Recall@100
 (any judged document relevant), averaged over the test queries with judgments (trec_eval's convention).
 
-    python bench/cranfield.py [--fold K] [--quick] [--json PATH] [--variants NAME ...]
+    python bench/cranfield.py [--fold K] [--quick] [--json PATH] [--variants NAME ...] [--teacher DIR_OR_NAME]
 
 `--variants` trains several relcollab recipes on one language model and prints an ablation table
-(names in VARIANTS below); the first one is the `relcollab` row. On 2 CPU cores `--quick` (LM 2 epochs,
+(names in VARIANTS below); the first one is the `relcollab` row. `--teacher all-MiniLM-L6-v2` (or a model
+directory) trains each variant a second time with the teacher (`relcollab.distill`) and adds the teacher
+zero-shot and BM25 + teacher rows; its vectors are cached in $RELCOLLAB_TEACHER_CACHE (default
+~/.cache/relcollab/teacher). Lexical variants also get a row for their dense part alone. `--quick` with
+`--variants default dense-only --teacher all-MiniLM-L6-v2` took 9 minutes on an idle 2-core AMD EPYC. On 2 CPU cores `--quick` (LM 2 epochs,
 relevance 3) took 6.4 minutes, the full run with two variants about 50 (both on a machine shared with other jobs);
 alone on an idle machine, `--quick` with two variants took 7.7 minutes and the full run with two variants 16.
 """
@@ -30,6 +34,8 @@ from relcollab.bm25 import BM25Baseline
 from relcollab.configs import relevance_config
 from relcollab.cranfield import cranfield_split, cranfield_triples, load_cranfield
 from relcollab.data import RelevanceDataLoaders
+from relcollab.distill import distillation_callback
+from relcollab.teacher import load_teacher, teacher_embeddings
 from relcollab.evaluate import evaluate_run
 from relcollab.fusion import normalized_fusion, reciprocal_rank_fusion
 from relcollab.index import top_k, SearchResults
@@ -40,6 +46,7 @@ from relcollab.trec import run_frame
 
 DATA = os.environ.get('RELCOLLAB_CRANFIELD', str(Path(__file__).resolve().parents[2]/'shared'/'data'/'cranfield'))
 METRICS = ['ndcg@10', 'map', 'recall@100']
+TEACHER_CACHE = Path(os.environ.get('RELCOLLAB_TEACHER_CACHE', Path.home()/'.cache'/'relcollab'/'teacher'))
 K = 100
 
 # name -> recipe options (see train_relcollab)
@@ -51,6 +58,8 @@ VARIANTS = {
     'pointwise': dict(in_batch=False, pseudo=4, lexical=True),         # MSE on the batch's pairs only
     'first-session': dict(in_batch=False, pseudo=0, lexical=False),    # the first recipe: pointwise, dense
     'bm25-negatives': dict(in_batch=True, pseudo=4, lexical=True, hard_negatives=1),  # + unjudged docs BM25 ranks high
+    'docs-only': dict(in_batch=True, pseudo=4, lexical=True, judged=False),  # no judgments: pseudo-queries alone
+    'dense-docs-only': dict(in_batch=True, pseudo=4, lexical=False, judged=False),
 }
 
 
@@ -98,19 +107,36 @@ def bm25_negatives(data, triples, per_judged: int, depth: int = 30, seed: int = 
 
 
 def train_relcollab(data, fit_ids, valid_ids, lm, workdir: Path, in_batch=True, pseudo=4, epochs=4, bs=32,
-                    lr=1e-2, negatives=1, hard_negatives=0, seed=0, size='small', **model_kwargs):
+                    lr=1e-2, negatives=1, hard_negatives=0, seed=0, size='small', judged=True, teacher=None,
+                    **model_kwargs):
+    """The recipe on the training queries' judgments (`judged=False`: none, only the documents' pseudo-queries;
+    the validation queries' pairs stay for fastai's validation metrics), with a `teacher` if given."""
     triples = cranfield_triples(data, query_ids=fit_ids + valid_ids, negatives=negatives, seed=seed)
     triples['is_valid'] = triples['query_id'].isin(valid_ids)
+    if not judged: triples = triples[triples['is_valid']]
     if hard_negatives:
         triples = pd.concat([triples, bm25_negatives(data, triples, hard_negatives, seed=seed)], ignore_index=True)
     frame = with_pseudo_queries(triples, 'query', 'doc', 'score', 'is_valid', per_doc=pseudo, score_range=(0, 4),
                                 seed=seed, corpus=data.docs['text'].tolist())  # documents, never a test query
     dls = RelevanceDataLoaders.from_df(frame, vocab=lm.vocab, valid_col='is_valid', score_range=(0, 4), bs=bs,
                                        seed=seed, path=workdir)
+    cbs = [] if teacher is None else [distillation_callback(teacher, dls, cache_dir=TEACHER_CACHE)]
+    if cbs: model_kwargs.setdefault('proj_sz', cbs[0].vectors.dim)
     learn = relevance_learner(dls, config=relevance_config(size), in_batch=in_batch, path=workdir, **model_kwargs)
     learn.load_encoder(lm.encoder_name)
-    fine_tune_relevance(learn, epochs=epochs, lr=lr)
+    with learn.added_cbs(cbs): fine_tune_relevance(learn, epochs=epochs, lr=lr)
     return learn
+
+
+def dense_size(learn) -> int:
+    "How many leading dimensions of a vector are the dense (AWD-LSTM) part; the rest are lexical term weights."
+    return learn.model.head.out_features - learn.model.head.n_lexical
+
+
+def scores_of_part(learn, docs, queries, size: int) -> np.ndarray:
+    "Dot products of the first `size` dimensions only (the dense part of a lexical model)."
+    with learn.no_bar():
+        return learn.encode(queries, side='query')[:, :size] @ learn.encode(docs, side='doc')[:, :size].T
 
 
 def relcollab_scores(learn, docs, queries) -> np.ndarray:
@@ -120,8 +146,8 @@ def relcollab_scores(learn, docs, queries) -> np.ndarray:
     return query_vectors @ doc_vectors.T
 
 
-def best_fusion(name_runs_valid, name_runs_test, qrels):
-    "Fusions of relcollab with BM25; the weight is chosen on the validation queries."
+def best_fusion(name_runs_valid, name_runs_test, qrels, name='relcollab'):
+    "Fusions of a run (`name`) with BM25; the weight is chosen on the validation queries."
     rows = {}
     valid_rel, valid_bm25 = name_runs_valid
     test_rel, test_bm25 = name_runs_test
@@ -129,7 +155,7 @@ def best_fusion(name_runs_valid, name_runs_test, qrels):
     for w in np.round(np.arange(0.05, 1.0, 0.05), 2):
         score = evaluate_run(normalized_fusion([valid_bm25, valid_rel], [1 - w, w]), qrels, metrics=['ndcg@10'])['ndcg@10']
         if score > best: best_w, best = w, score
-    rows[f'fusion: min-max, relcollab weight {best_w} (chosen on validation)'] = \
+    rows[f'fusion: min-max, {name} weight {best_w} (chosen on validation)'] = \
         evaluate_run(normalized_fusion([test_bm25, test_rel], [1 - best_w, best_w]), qrels, metrics=METRICS)
     rows['fusion: reciprocal rank (k=60)'] = evaluate_run(reciprocal_rank_fusion([test_bm25, test_rel]), qrels, metrics=METRICS)
     return rows, best_w
@@ -143,6 +169,9 @@ def main(argv=None):
     parser.add_argument('--variants', nargs='+', default=['default'], choices=list(VARIANTS))
     parser.add_argument('--lm-epochs', type=int, default=None)
     parser.add_argument('--epochs', type=int, default=None)
+    parser.add_argument('--teacher', default=None, metavar='DIR_OR_NAME',
+                        help='also train every variant with this sentence-transformers teacher (e.g. all-MiniLM-L6-v2, '
+                             'relcollab[teacher]), and add the teacher zero-shot and BM25 + teacher rows')
     args = parser.parse_args(argv)
     warnings.simplefilter('ignore')
     lm_epochs = args.lm_epochs or (2 if args.quick else 6)
@@ -166,25 +195,44 @@ def main(argv=None):
     table['tfidf'], _ = evaluate(results_from_scores(tfidf_scores(docs, test_q), doc_ids), test_ids, qrels)
     seconds['tfidf'] = time.time() - start
 
+    if args.teacher:
+        start = time.time()
+        teacher = load_teacher(args.teacher)
+        teacher_docs = teacher_embeddings(teacher, docs, cache_dir=TEACHER_CACHE)
+        teacher_runs = [evaluate(results_from_scores(teacher_embeddings(teacher, q, cache_dir=TEACHER_CACHE) @ teacher_docs.T,
+                                                     doc_ids), ids, qrels) for q, ids in ((valid_q, valid_ids), (test_q, test_ids))]
+        table['teacher zero-shot'], seconds['teacher zero-shot'] = teacher_runs[1][0], time.time() - start
+        fusions, _ = best_fusion((teacher_runs[0][1], bm25_valid), (teacher_runs[1][1], bm25_test), qrels, name='teacher')
+        for fname, fmetrics in fusions.items(): table[f'bm25 + teacher {fname}'], seconds[f'bm25 + teacher {fname}'] = fmetrics, seconds['teacher zero-shot']
+
     with tempfile.TemporaryDirectory() as workdir:
         start = time.time()
         lm_texts = docs + [text_of[q] for q in fit_ids + valid_ids]  # never a test query
         lm = language_model_stage(lm_texts, size='small', epochs=lm_epochs, path=workdir)
         lm_seconds = time.time() - start
-        for i, name in enumerate(args.variants):
+        runs = [(name, None) for name in args.variants] + ([(name, teacher) for name in args.variants] if args.teacher else [])
+        for i, (name, with_teacher) in enumerate(runs):
             start = time.time()
-            learn = train_relcollab(data, fit_ids, valid_ids, lm, Path(workdir), epochs=epochs, **VARIANTS[name])
+            learn = train_relcollab(data, fit_ids, valid_ids, lm, Path(workdir), epochs=epochs, teacher=with_teacher,
+                                    **VARIANTS[name])
             train_seconds = time.time() - start
-            row = 'relcollab' if i == 0 else f'relcollab ({name})'
-            metrics, test_run = evaluate(results_from_scores(relcollab_scores(learn, docs, test_q), doc_ids), test_ids, qrels)
-            valid_metrics, valid_run = evaluate(results_from_scores(relcollab_scores(learn, docs, valid_q), doc_ids), valid_ids, qrels)
-            table[row] = {**metrics, 'valid ndcg@10': valid_metrics['ndcg@10']}
-            seconds[row] = lm_seconds + train_seconds
-            print(f"{name}: test {metrics}, valid ndcg@10 {valid_metrics['ndcg@10']:.3f}, {train_seconds:.0f} s", flush=True)
-            if i == 0:
-                fusions, best_w = best_fusion((valid_run, bm25_valid), (test_run, bm25_test), qrels)
-                for fname, fmetrics in fusions.items():
-                    table[fname], seconds[fname] = fmetrics, seconds[row] + seconds['bm25']
+            label = name + (', teacher' if with_teacher is not None else '')
+            row = 'relcollab' if i == 0 else f'relcollab ({label})'
+            scores = {split: relcollab_scores(learn, docs, q) for split, q in (('valid', valid_q), ('test', test_q))}
+            parts = [(row, None)] + ([(f'{row}: its dense part alone', dense_size(learn))] if learn.model.head.n_lexical else [])
+            for part_row, size in parts:
+                (metrics, test_run), (valid_metrics, valid_run) = (
+                    evaluate(results_from_scores(scores[split] if size is None else scores_of_part(learn, docs, q, size), doc_ids), ids, qrels)
+                    for split, q, ids in (('test', test_q, test_ids), ('valid', valid_q, valid_ids)))
+                table[part_row] = {**metrics, 'valid ndcg@10': valid_metrics['ndcg@10']}
+                seconds[part_row] = lm_seconds + train_seconds
+                print(f"{part_row}: test {metrics}, valid ndcg@10 {valid_metrics['ndcg@10']:.3f}, {train_seconds:.0f} s", flush=True)
+                if size is None:
+                    fusions, _ = best_fusion((valid_run, bm25_valid), (test_run, bm25_test), qrels,
+                                             name='relcollab' if i == 0 else label)
+                    for fname, fmetrics in fusions.items():
+                        if i == 0 or fname.startswith('fusion: min-max'):
+                            table[fname], seconds[fname] = fmetrics, seconds[row] + seconds['bm25']
 
     print(f"\nCranfield fold {args.fold}: {len(test_ids)} test queries, {len(valid_ids)} validation, "
           f"{len(fit_ids)} training; LM {lm_epochs} epochs, relevance {epochs} epochs{' (quick)' if args.quick else ''}\n")
