@@ -96,7 +96,7 @@ def checkpoint_state(learn, stage: int, epoch: int, schedule: list) -> dict:
 
 def data_fingerprint(dls) -> str:
     "sha256 of the training and validation rows (query, document, score, in order) and the score range."
-    score_col = dls.valid_ds.tls[2].tfms.fs[0].col
+    score_col = dls.score_col
     digest = hashlib.sha256(repr([dls.score_scaler.lo, dls.score_scaler.hi]).encode())
     for items in (dls.train_ds.items, dls.valid_ds.items):
         rows = items[[dls.query_col, dls.doc_col, score_col]]

@@ -104,6 +104,9 @@ class RelevanceDataLoaders(DataLoaders):
     def doc_col(self): return self.readers[1].col
 
     @property
+    def score_col(self): return self.valid_ds.tls[2].tfms.fs[0].col
+
+    @property
     def tokenizer(self): return self.readers[0].tokenizer
 
     @property

@@ -80,7 +80,7 @@ def _short(text: str, n: int) -> str:
 
 def _labelled_dl(learn: RelevanceLearner, df: pd.DataFrame):
     "A test loader with targets over `df`, which needs the learner's query, doc and score columns."
-    score_col = learn.dls.valid_ds.tls[2].tfms.fs[0].col
+    score_col = learn.dls.score_col
     missing = [c for c in (learn.dls.query_col, learn.dls.doc_col, score_col) if c not in df.columns]
     if missing:
         raise KeyError(f"The DataFrame lacks the column(s) {missing} this learner was trained with; it has "

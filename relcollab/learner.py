@@ -143,7 +143,7 @@ def _start_from_bm25(model, dls, stemmer='english'):
 
 def _start_at_the_mean(model, dls):
     "Sets the head's bias so the untrained model predicts the training targets' mean (as a regression head should)."
-    score_col = dls.valid_ds.tls[2].tfms.fs[0].col
+    score_col = dls.score_col
     scores = dls.train_ds.items[score_col] if len(dls.train_ds) else []
     if len(scores) == 0: return
     mean = float(dls.score_scaler.encodes(scores.astype('float64')).mean())  # read once, not through the pipeline

@@ -71,7 +71,7 @@ def model_config(learn) -> dict:
     return {'format_version': FORMAT_VERSION, 'relcollab_version': __version__, 'hparams': model.hparams,
             'tokenizer': {'max_tokens': dls.tokenizer.max_tokens},
             'score_range': [dls.score_scaler.lo, dls.score_scaler.hi],
-            'columns': {'query': dls.query_col, 'doc': dls.doc_col, 'score': dls.valid_ds.tls[2].tfms.fs[0].col},
+            'columns': {'query': dls.query_col, 'doc': dls.doc_col, 'score': dls.score_col},
             'bs': dls.bs}
 
 
