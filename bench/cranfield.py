@@ -169,6 +169,12 @@ def main(argv=None):
     parser.add_argument('--variants', nargs='+', default=['default'], choices=list(VARIANTS))
     parser.add_argument('--lm-epochs', type=int, default=None)
     parser.add_argument('--epochs', type=int, default=None)
+    parser.add_argument('--word-vectors', default=None, metavar='SOURCE',
+                        help="also train every variant on a language model whose embedding starts from these word "
+                             "vectors (a vector file, or a sentence-transformers model such as all-MiniLM-L6-v2), with "
+                             "idf-pooled word embeddings in the towers (pool_embeddings='idf')")
+    parser.add_argument('--only-word-vectors', action='store_true', help='with --word-vectors: skip the runs without them')
+    parser.add_argument('--only-teacher', action='store_true', help='with --teacher: skip the runs without it')
     parser.add_argument('--teacher', default=None, metavar='DIR_OR_NAME',
                         help='also train every variant with this sentence-transformers teacher (e.g. all-MiniLM-L6-v2, '
                              'relcollab[teacher]), and add the teacher zero-shot and BM25 + teacher rows')
@@ -208,15 +214,25 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as workdir:
         start = time.time()
         lm_texts = docs + [text_of[q] for q in fit_ids + valid_ids]  # never a test query
-        lm = language_model_stage(lm_texts, size='small', epochs=lm_epochs, path=workdir)
-        lm_seconds = time.time() - start
-        runs = [(name, None) for name in args.variants] + ([(name, teacher) for name in args.variants] if args.teacher else [])
-        for i, (name, with_teacher) in enumerate(runs):
+        lms, lm_seconds = {}, {}
+        word_vectors = teacher if (args.word_vectors and args.word_vectors == args.teacher) else args.word_vectors
+        for wv in ([None] if not args.only_word_vectors else []) + ([word_vectors] if args.word_vectors else []):
             start = time.time()
-            learn = train_relcollab(data, fit_ids, valid_ids, lm, Path(workdir), epochs=epochs, teacher=with_teacher,
-                                    **VARIANTS[name])
+            lms[wv is not None] = language_model_stage(lm_texts, size='small', epochs=lm_epochs, path=workdir,
+                                                       word_vectors=wv, cache_dir=TEACHER_CACHE,
+                                                       encoder_name='lm_wv' if wv is not None else 'lm_enc')
+            lm_seconds[wv is not None] = time.time() - start
+            print(f"language model{' from word vectors' if wv is not None else ''}: valid perplexity "
+                  f"{float(lms[wv is not None].learn.recorder.values[-1][-1]):.1f}, {lm_seconds[wv is not None]:.0f} s", flush=True)
+        teachers = ([None] if not (args.teacher and args.only_teacher) else []) + ([teacher] if args.teacher else [])
+        runs = [(name, t, wv) for wv in lms for t in teachers for name in args.variants]
+        for i, (name, with_teacher, wv) in enumerate(runs):
+            start = time.time()
+            extra = dict(pool_embeddings='idf') if wv else {}
+            learn = train_relcollab(data, fit_ids, valid_ids, lms[wv], Path(workdir), epochs=epochs, teacher=with_teacher,
+                                    **VARIANTS[name], **extra)
             train_seconds = time.time() - start
-            label = name + (', teacher' if with_teacher is not None else '')
+            label = name + (', teacher' if with_teacher is not None else '') + (', word vectors' if wv else '')
             row = 'relcollab' if i == 0 else f'relcollab ({label})'
             scores = {split: relcollab_scores(learn, docs, q) for split, q in (('valid', valid_q), ('test', test_q))}
             parts = [(row, None)] + ([(f'{row}: its dense part alone', dense_size(learn))] if learn.model.head.n_lexical else [])
@@ -225,7 +241,7 @@ def main(argv=None):
                     evaluate(results_from_scores(scores[split] if size is None else scores_of_part(learn, docs, q, size), doc_ids), ids, qrels)
                     for split, q, ids in (('test', test_q, test_ids), ('valid', valid_q, valid_ids)))
                 table[part_row] = {**metrics, 'valid ndcg@10': valid_metrics['ndcg@10']}
-                seconds[part_row] = lm_seconds + train_seconds
+                seconds[part_row] = lm_seconds[wv] + train_seconds
                 print(f"{part_row}: test {metrics}, valid ndcg@10 {valid_metrics['ndcg@10']:.3f}, {train_seconds:.0f} s", flush=True)
                 if size is None:
                     fusions, _ = best_fusion((valid_run, bm25_valid), (test_run, bm25_test), qrels,

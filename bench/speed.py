@@ -1,6 +1,6 @@
 """Speed, side by side: every figure is a ratio against a baseline timed in the same run (shared machines are noisy).
 
-    python bench/speed.py [--quick] [--json PATH] [--sections encode train rank scale memory]
+    python bench/speed.py [--quick] [--json PATH] [--sections encode train rank scale memory teacher] [--teacher NAME]
 
 - encode: tokens/s of `learn.encode` over Cranfield's 1400 documents vs fastai's `text_classifier_learner` +
   `get_preds` on the same texts (same `small` AWD-LSTM config, same vocabulary, no document cut), fp32 and bf16,
@@ -12,6 +12,10 @@
   ranking from it, each against bm25s's matching half), and vs `learn.predict` on every pair.
 - scale: exact top-10 over 1,000,000 synthetic 400-d vectors vs the memory-bandwidth bound; a faiss IVF index.
 - memory: peak RSS of `learn.encode_to_file` over 10k and 100k synthetic documents (one fresh process each).
+- teacher (only with `--sections teacher`, needs relcollab[teacher]): the student's encode throughput (the
+  default model a teacher trains: `small` AWD-LSTM towers, lexical term weights, idf-pooled embeddings, vectors
+  of the teacher's size) vs the teacher's own `encode` (`--teacher`, default all-MiniLM-L6-v2) on the same
+  Cranfield documents and queries, fp32 both, same threads: `encode_speedup_vs_teacher`.
 
 Timings are medians of repeats that alternate between the two sides of each ratio. The models are built here
 and untrained (the train section trains one for a few epochs): speed does not depend on the weights. torch
@@ -137,6 +141,29 @@ def model_only(learn, batches, bf16=False):
 def matmul(n, dtype=torch.float32):
     a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
     return lambda: a @ b
+
+
+# ----------------------------------------------------------------- the student against its teacher
+def teacher_section(cran, vocab, quick, teacher_name) -> dict:
+    "Documents and queries per second: the distilled AWD-LSTM towers vs the sentence-transformers teacher."
+    from relcollab.teacher import load_teacher
+    teacher = load_teacher(teacher_name, device='cpu')
+    dim = teacher.get_sentence_embedding_dimension()
+    learn = relcollab_learner(cran, vocab, proj_sz=dim, pool_embeddings='idf')
+    docs = cran.docs.text.tolist()[:300 if quick else None]
+    queries = cran.queries.text.tolist()
+    result = {'teacher': teacher_name, 'teacher_docs': len(docs)}
+    for name, texts in (('docs', docs), ('queries', queries)):
+        def student():
+            learn.dls.tokenizer.clear_cache()
+            return learn.encode(texts, side='doc' if name == 'docs' else 'query', progress=False)
+        def teach(): return teacher.encode(texts, batch_size=64, convert_to_numpy=True, show_progress_bar=False)
+        seconds = interleaved({'student': student, 'teacher': teach}, 1 if quick else 2, warmup=True)
+        result[f'{name}_per_s_student'] = len(texts) / seconds['student']
+        result[f'{name}_per_s_teacher'] = len(texts) / seconds['teacher']
+        key = 'encode_speedup_vs_teacher' if name == 'docs' else 'encode_queries_speedup_vs_teacher'
+        result[key] = seconds['teacher'] / seconds['student']
+    return result
 
 
 # ----------------------------------------------------------------- 1, 2: encoding and the hardware
@@ -436,6 +463,8 @@ def memory_section(quick) -> dict:
 
 # ----------------------------------------------------------------- report
 GOALS = [  # (key, what, goal text, met?)
+    ('encode_speedup_vs_teacher', 'encode documents: the distilled student vs its teacher (docs/s)', '>= 10x', lambda v: v >= 10),
+    ('encode_queries_speedup_vs_teacher', 'encode queries: the student vs its teacher (queries/s)', '', None),
     ('encode_speedup_vs_fastai', 'encode: learn.encode vs fastai get_preds (tokens/s)', '>= 1.5x', lambda v: v >= 1.5),
     ('tokenize_speedup_vs_fastai_one_process', "tokenizing: relcollab's (empty cache) vs fastai's Tokenizer, one process", '', None),
     ('encode_bf16_speedup_vs_fastai', 'encode, bf16 autocast, vs fastai', '', None),
@@ -492,7 +521,8 @@ def cpu_kind() -> str:
     return f"torch kernels {torch.backends.cpu.get_cpu_capability()}, " + (', '.join(found) or 'no bf16 instructions')
 
 
-SECTIONS = ('encode', 'train', 'rank', 'scale', 'memory')
+SECTIONS = ('encode', 'train', 'rank', 'scale', 'memory', 'teacher')
+DEFAULT_SECTIONS = SECTIONS[:-1]  # the teacher section needs relcollab[teacher]
 
 
 def main(argv=None):
@@ -500,13 +530,14 @@ def main(argv=None):
     parser.add_argument('--quick', action='store_true', help='fewer repeats and smaller sizes: about 4 minutes')
     parser.add_argument('--json', type=Path, default=None, help='write every figure as one flat JSON object')
     parser.add_argument('--data', default=DATA, help='the Cranfield directory (default: $RELCOLLAB_CRANFIELD)')
-    parser.add_argument('--sections', nargs='+', default=list(SECTIONS), choices=SECTIONS)
+    parser.add_argument('--sections', nargs='+', default=list(DEFAULT_SECTIONS), choices=SECTIONS)
+    parser.add_argument('--teacher', default='all-MiniLM-L6-v2', help='the teacher of the teacher section')
     parser.add_argument('--rss-worker', type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     warnings.simplefilter('ignore')
     if args.rss_worker is not None: return rss_worker(args.rss_worker, args.quick)
     results, started = {**machine(), 'quick': args.quick}, time.time()
-    if {'encode', 'train', 'rank'} & set(args.sections): cran, tokens, vocab = cranfield(args.data)
+    if {'encode', 'train', 'rank', 'teacher'} & set(args.sections): cran, tokens, vocab = cranfield(args.data)
     learn = None
     for section in args.sections:
         start = time.time()
@@ -514,6 +545,7 @@ def main(argv=None):
         elif section == 'train': found = train_section(cran, vocab, args.quick)
         elif section == 'rank': found = rank_section(learn or relcollab_learner(cran, vocab, lexical=False), cran, args.quick)
         elif section == 'scale': found = scale_section(args.quick)
+        elif section == 'teacher': found = teacher_section(cran, vocab, args.quick, args.teacher)
         else: found = memory_section(args.quick)
         results.update(found)
         print(f"{section}: {time.time() - start:.0f} s " + json.dumps({k: round(v, 4) if isinstance(v, float) else v

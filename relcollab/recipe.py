@@ -63,7 +63,8 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
                           lm_epochs=4, epochs=4, valid_pct=0.2, valid_col=None, bs=32, seed=0, score_range=None,
                           lr=1e-2, pretrained=None, path='.', source='data', checkpoint_dir=None,
                           resume=False, pseudo_per_doc=4, in_batch=True, lexical=True, teacher=None,
-                          teacher_cache=None, proj_sz=None, drop_mult=1.) -> RelevanceLearner:
+                          teacher_cache=None, proj_sz=None, drop_mult=1., word_vectors=None,
+                          pool_embeddings=False) -> RelevanceLearner:
     """Checks `df`, trains the LM on every query, document and `corpus` text, then the relevance model.
 
     Validation holds out `valid_pct` of the distinct queries (or uses the boolean `valid_col`). The language
@@ -83,6 +84,11 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
     take the teacher's size (`proj_sz`, default: the teacher's dimension; 256 without a teacher), and the trained
     model is the AWD-LSTM towers alone: the teacher never runs when it encodes or scores.
 
+    `word_vectors` starts the language model's embedding from English word vectors (a GloVe/word2vec/fastText
+    text file, a mapping, or a sentence-transformers model's encoding of each word: `relcollab.word_vectors`);
+    `pool_embeddings='idf'` adds each text's idf-weighted mean word embedding to its dense features
+    (`relcollab.model.EmbeddingPool`), which carries those vectors' meaning into the dense vectors.
+
     >>> learn = train_relevance_model(triples, size='small', lm_epochs=3, epochs=3)  # doctest: +SKIP
     >>> learn = train_relevance_model(triples, teacher='all-MiniLM-L6-v2')  # relcollab[teacher]  # doctest: +SKIP
     """
@@ -92,12 +98,18 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
         valid_col = 'is_valid'
     train = df[~df[valid_col].astype(bool)]
     texts = list(pd.unique(pd.concat([train[doc_col], train[query_col], pd.Series(list(corpus), dtype=object)])))
-    run = run_fingerprint(df[[query_col, doc_col, score_col, valid_col]], corpus, size, lm_epochs, seed, pretrained)
-    if teacher is not None: teacher = load_teacher(teacher)  # fails now, before any training, if it cannot load
+    run = run_fingerprint(df[[query_col, doc_col, score_col, valid_col]], corpus, size, lm_epochs, seed,
+                          pretrained if word_vectors is None else (pretrained, _describe_source(word_vectors)))
+    if teacher is not None:
+        same = isinstance(word_vectors, str) and word_vectors == teacher
+        teacher = load_teacher(teacher)  # fails now, before any training, if it cannot load
+        if same: word_vectors = teacher  # one model, loaded once
+    cache = Path(path)/'teacher_cache' if teacher_cache is None else teacher_cache
     lm = finished_lm(checkpoint_dir, run) if resume and checkpoint_dir is not None else None
     if lm is None:
         with stage('language model'):
-            lm = language_model_stage(texts, size=size, epochs=lm_epochs, pretrained=pretrained, seed=seed, path=path)
+            lm = language_model_stage(texts, size=size, epochs=lm_epochs, pretrained=pretrained, seed=seed, path=path,
+                                      word_vectors=word_vectors, cache_dir=cache)
         if checkpoint_dir is not None: mark_lm_done(checkpoint_dir, lm, run)
         lm = {'vocab': lm.vocab, 'encoder_name': lm.encoder_name}
     set_seed(seed, reproducible=True)
@@ -107,13 +119,18 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
     cbs = []
     if teacher is not None:
         with stage('teacher vectors'):
-            cbs.append(distillation_callback(teacher, dls, Path(path)/'teacher_cache' if teacher_cache is None else teacher_cache))
+            cbs.append(distillation_callback(teacher, dls, cache))
     if proj_sz is None: proj_sz = cbs[0].vectors.dim if cbs else 256
     learn = relevance_learner(dls, config=relevance_config(size), in_batch=in_batch, lexical=lexical, proj_sz=proj_sz,
-                              drop_mult=drop_mult)
+                              drop_mult=drop_mult, pool_embeddings=pool_embeddings)
     learn.load_encoder(lm['encoder_name'])
     with stage('relevance'), learn.added_cbs(cbs):
         return fine_tune_relevance(learn, epochs=epochs, lr=lr, checkpoint_dir=checkpoint_dir, resume=resume)
+
+
+def _describe_source(source) -> str:
+    "What names a word-vector source in the run's fingerprint (a path or name as given; a model by its class)."
+    return str(source) if isinstance(source, (str, Path)) else type(source).__name__
 
 
 @contextmanager

@@ -1,0 +1,130 @@
+"""English word vectors for the LM's embedding (`relcollab.word_vectors`) and the idf-weighted embedding pool."""
+import numpy as np
+import pytest
+import torch
+
+from conftest import TINY, TINY_LM, WORDS, make_pairs, torch_threads
+from relcollab.data import RelevanceDataLoaders
+from relcollab.learner import document_idf, relevance_learner
+from relcollab.lm import language_model_stage
+from relcollab.model import EmbeddingPool, relevance_split
+from relcollab.word_vectors import fit_to_size, read_vector_file, vocab_vectors, word_vector_matrix
+
+
+def _vectors(words, dim=6, seed=0) -> dict:
+    rng = np.random.default_rng(seed)
+    return {w: rng.normal(size=dim).astype(np.float32) for w in words}
+
+
+def _write(path, vectors: dict, header: bool = False, cased: bool = False):
+    lines = [f"{len(vectors)} {len(next(iter(vectors.values())))}"] if header else []
+    lines += [f"{w.capitalize() if cased else w} " + ' '.join(f'{x:.6f}' for x in v) for w, v in vectors.items()]
+    path.write_text('\n'.join(lines) + '\n', encoding='utf-8')
+    return path
+
+
+@pytest.mark.parametrize('header', [False, True], ids=['glove', 'word2vec-header'])
+def test_vector_files_read_with_or_without_a_header(tmp_path, header):
+    vectors = _vectors(['wing', 'flutter', 'slab'])
+    read = read_vector_file(_write(tmp_path/'v.txt', vectors, header=header))
+    assert sorted(read) == sorted(vectors)
+    np.testing.assert_allclose(read['wing'], vectors['wing'], atol=1e-5)
+    assert sorted(read_vector_file(tmp_path/'v.txt', words={'slab'})) == ['slab']
+
+
+def test_a_ragged_or_unparsable_vector_file_names_its_line(tmp_path):
+    (tmp_path/'ragged.txt').write_text("wing 1 2 3\nslab 1 2\n")
+    with pytest.raises(ValueError, match=r"ragged.txt, line 2: 2 numbers after 'slab'"):
+        read_vector_file(tmp_path/'ragged.txt')
+    (tmp_path/'words.txt').write_text("wing 1 2\nslab one two\n")
+    with pytest.raises(ValueError, match=r"line 2: the numbers after 'slab' do not parse"):
+        read_vector_file(tmp_path/'words.txt')
+    with pytest.raises(FileNotFoundError, match='missing.txt'):
+        read_vector_file(tmp_path/'missing.txt')
+
+
+def test_vocab_vectors_match_lowercase_tokens_and_skip_fastai_tokens(tmp_path):
+    vectors = _vectors(['wing', 'slab'])
+    vocab = ['xxunk', 'xxpad', 'xxmaj', 'wing', 'slab', 'gust']
+    for source in (vectors, str(_write(tmp_path/'cased.txt', vectors, cased=True))):  # a cased file matches too
+        matrix, found = vocab_vectors(source, vocab)
+        assert found.tolist() == [False, False, False, True, True, False]
+        np.testing.assert_allclose(matrix[3], vectors['wing'], atol=1e-5)
+        assert not matrix[5].any()
+
+
+def test_fit_to_size_reduces_by_pca_keeps_the_spread_and_pads_short_vectors():
+    rng = np.random.default_rng(0)
+    big = rng.normal(size=(40, 10)) @ np.diag(np.linspace(3, 0.1, 10))  # variance concentrated in the first axes
+    found = np.ones(40, bool); found[:5] = False
+    out = fit_to_size(big.astype(np.float32), found, emb_sz=3, std=0.05)
+    assert out.shape == (40, 3) and not out[:5].any()
+    assert abs(out[found].std() - 0.05) < 1e-6
+    # PCA keeps the leading directions: distances between words survive the reduction (a random 3 of 10 would not)
+    def distances(m): return np.linalg.norm(m[:, None] - m[None], axis=-1)[np.triu_indices(len(m), 1)]
+    assert np.corrcoef(distances(big[found]), distances(out[found]))[0, 1] > 0.9
+    assert np.corrcoef(distances(big[found]), distances(big[found][:, -3:]))[0, 1] < 0.5
+    assert np.all(np.diff(out[found].var(axis=0)) < 0)  # components in order of variance
+    padded = fit_to_size(big.astype(np.float32), found, emb_sz=12, std=0.05)
+    assert padded.shape == (40, 12) and not padded[:, 10:].any()
+
+
+def test_too_few_known_words_is_a_clear_error():
+    with pytest.raises(ValueError, match=r'cover 0 of the vocabulary'):
+        word_vector_matrix({'zeppelin': [1., 2.]}, ['xxunk', 'wing', 'slab'], emb_sz=4, std=0.1)
+
+
+def test_the_language_model_starts_from_the_word_vectors(tmp_path):
+    """Rows of words in the file take the file's (PCA-reduced, rescaled) vectors; related words stay related."""
+    rng = np.random.default_rng(1)
+    base = rng.normal(size=12)
+    vectors = {w: (base + 0.05 * rng.normal(size=12) if w in ('wing', 'lift') else rng.normal(size=12)).astype(np.float32)
+               for w in WORDS}
+    path = _write(tmp_path/'wv.txt', vectors)
+    texts = make_pairs(60, seed=3)['doc'].tolist()
+    with torch_threads(1):
+        lm = language_model_stage(texts, config=TINY_LM, epochs=0, bs=4, path=tmp_path, word_vectors=path)
+        plain = language_model_stage(texts, config=TINY_LM, epochs=0, bs=4, path=tmp_path, encoder_name='plain')
+    emb = lm.learn.model[0].encoder.weight.detach()
+    row = {w: i for i, w in enumerate(lm.vocab)}
+    cos = torch.nn.functional.cosine_similarity
+    assert cos(emb[row['wing']], emb[row['lift']], dim=0) > 0.9
+    plain_emb = plain.learn.model[0].encoder.weight.detach()
+    assert cos(plain_emb[row['wing']], plain_emb[row['lift']], dim=0) < 0.9  # random start: unrelated
+    assert abs(float(emb[[row[w] for w in WORDS]].std()) - float(plain_emb.std())) < 0.02  # the spread it replaces
+    assert torch.equal(lm.learn.model[1].decoder.weight, lm.learn.model[0].encoder.weight)  # the decoder starts there too
+    with torch_threads(1):  # they stay fixed while the LM trains, unless asked
+        trained = language_model_stage(texts, config=TINY_LM, epochs=1, bs=4, path=tmp_path, word_vectors=path, encoder_name='t1')
+        moved = language_model_stage(texts, config=TINY_LM, epochs=1, bs=4, path=tmp_path, word_vectors=path,
+                                     encoder_name='t2', train_word_vectors=True)
+    assert torch.equal(trained.learn.model[0].encoder.weight.detach(), emb)
+    assert not torch.equal(moved.learn.model[0].encoder.weight.detach(), emb)
+    assert trained.learn.model[0].encoder.weight.requires_grad  # trainable again for the relevance stage
+    assert not torch.equal(trained.learn.model[1].decoder.weight.detach(), emb)  # the decoder learned its own
+
+
+def test_pretrained_weights_and_word_vectors_together_are_refused(tmp_path):
+    with pytest.raises(ValueError, match='either pretrained LM weights or word_vectors'):
+        language_model_stage(['a wing', 'a slab'] * 20, config=TINY_LM, epochs=0, path=tmp_path,
+                             pretrained=('w.pth', 'v.pkl'), word_vectors={'wing': [1., 0.]})
+
+
+def test_idf_pool_starts_at_the_document_idf_and_trains_with_the_head(tmp_path):
+    df = make_pairs(80, seed=0).assign(is_valid=lambda d: np.arange(len(d)) % 5 == 0)
+    dls = RelevanceDataLoaders.from_df(df, valid_col='is_valid', bs=8, seed=0, path=tmp_path)
+    learn = relevance_learner(dls, config=TINY, proj_sz=8, pool_embeddings='idf')
+    pool = learn.model.query_tower.embedding_pool
+    assert isinstance(pool, EmbeddingPool)
+    torch.testing.assert_close(torch.nn.functional.softplus(pool.word_weight), document_idf(dls).clamp(min=1e-3))
+    head_group = relevance_split(learn.model)[-1]
+    assert any(p is pool.word_weight for p in head_group)
+    # a rare word weighs more than a common one in the pooled vector
+    tokens = torch.tensor([[2, 5, 6]])
+    embedded = torch.eye(3).unsqueeze(0)
+    weights = torch.tensor([1., 1., 1.])
+    pooled = EmbeddingPool(10)
+    pooled.init_idf(torch.tensor([0.1] * 5 + [3.0] + [0.1] * 4))
+    out = pooled(embedded, tokens, weights.unsqueeze(0))
+    assert out[0, 1] > 10 * out[0, 0]
+    with pytest.raises(ValueError, match="pool_embeddings='max'"):
+        relevance_learner(dls, config=TINY, proj_sz=8, pool_embeddings='max')
