@@ -169,10 +169,11 @@ def main(argv=None):
     parser.add_argument('--variants', nargs='+', default=['default'], choices=list(VARIANTS))
     parser.add_argument('--lm-epochs', type=int, default=None)
     parser.add_argument('--epochs', type=int, default=None)
-    parser.add_argument('--word-vectors', default=None, metavar='SOURCE',
+    parser.add_argument('--word-vectors', nargs='+', default=None, metavar='SOURCE',
                         help="also train every variant on a language model whose embedding starts from these word "
-                             "vectors (a vector file, or a sentence-transformers model such as all-MiniLM-L6-v2), with "
-                             "idf-pooled word embeddings in the towers (pool_embeddings='idf')")
+                             "vectors ('corpus', a vector file, or a sentence-transformers model such as "
+                             "all-MiniLM-L6-v2; several side by side), with idf-pooled word embeddings in the towers "
+                             "(pool_embeddings='idf')")
     parser.add_argument('--only-word-vectors', action='store_true', help='with --word-vectors: skip the runs without them')
     parser.add_argument('--only-teacher', action='store_true', help='with --teacher: skip the runs without it')
     parser.add_argument('--teacher', default=None, metavar='DIR_OR_NAME',
@@ -215,7 +216,8 @@ def main(argv=None):
         start = time.time()
         lm_texts = docs + [text_of[q] for q in fit_ids + valid_ids]  # never a test query
         lms, lm_seconds = {}, {}
-        word_vectors = teacher if (args.word_vectors and args.word_vectors == args.teacher) else args.word_vectors
+        word_vectors = [teacher if source == args.teacher else source for source in args.word_vectors or []]
+        word_vectors = word_vectors[0] if len(word_vectors) == 1 else word_vectors
         for wv in ([None] if not args.only_word_vectors else []) + ([word_vectors] if args.word_vectors else []):
             start = time.time()
             lms[wv is not None] = language_model_stage(lm_texts, size='small', epochs=lm_epochs, path=workdir,

@@ -80,7 +80,7 @@ def main(argv=None):
     parser.add_argument('--lm-epochs', type=int, default=None)
     parser.add_argument('--epochs', type=int, default=None)
     parser.add_argument('--teacher', default=None, metavar='DIR_OR_NAME')
-    parser.add_argument('--word-vectors', default=None, metavar='SOURCE',
+    parser.add_argument('--word-vectors', nargs='+', default=None, metavar='SOURCE',
                         help="word vectors for the LM's embedding (a vector file or a sentence-transformers model)")
     parser.add_argument('--valid-pct', type=float, default=0.1)
     parser.add_argument('--seed', type=int, default=0)
@@ -109,7 +109,8 @@ def main(argv=None):
         va, vb = (teacher_embeddings(teacher, s, cache_dir=TEACHER_CACHE) for s in (a, b))
         table['teacher zero-shot cosine'] = pair_metrics((va * vb).sum(axis=1), truth)
         seconds['teacher zero-shot cosine'] = time.time() - start
-    word_vectors = teacher if (args.word_vectors and args.word_vectors == args.teacher) else args.word_vectors
+    word_vectors = [teacher if source == args.teacher else source for source in args.word_vectors or []]
+    word_vectors = (word_vectors[0] if len(word_vectors) == 1 else word_vectors) or None
 
     for with_teacher in ([None, teacher] if teacher is not None else [None]):
         label = 'relcollab' + (', teacher' if with_teacher is not None else '') + (', word vectors' if word_vectors else '')

@@ -6,6 +6,7 @@ from fastai.text.all import *  # noqa: F401,F403  (AWD_LSTM, TextDataLoaders, la
 from .bf16 import *  # noqa: F401,F403  (Bf16FallbackWarning, bf16_support)
 from .bm25 import *  # noqa: F401,F403
 from .checkpoint import *  # noqa: F401,F403  (EpochCheckpoint, fit_stages)
+from .collection import *  # noqa: F401,F403  (load_collection, collection_triples)
 from .configs import *  # noqa: F401,F403
 from .cranfield import *  # noqa: F401,F403
 from .data import *  # noqa: F401,F403
@@ -26,3 +27,4 @@ from .teacher import *  # noqa: F401,F403  (load_teacher, teacher_embeddings; se
 from .text import *  # noqa: F401,F403
 from .trec import *  # noqa: F401,F403
 from .validation import *  # noqa: F401,F403
+from .word_vectors import *  # noqa: F401,F403  (corpus_word_vectors, word_vector_matrix)

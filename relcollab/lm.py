@@ -102,8 +102,9 @@ def start_from_word_vectors(learn: LMLearner, word_vectors, cache_dir=None) -> i
     a sentence-transformers model: see `relcollab.word_vectors`), fitted to its size and spread; the decoder shares
     them (tied weights). Returns how many words were found."""
     embedding = learn.model[0].encoder
+    corpus = [np.asarray(ids) for ids in learn.dls.train.items]  # the LM's training texts, never its validation ones
     matrix, found = word_vector_matrix(word_vectors, learn.dls.vocab, embedding.embedding_dim,
-                                       std=float(embedding.weight.detach().std()), cache_dir=cache_dir)
+                                       std=float(embedding.weight.detach().std()), cache_dir=cache_dir, corpus=corpus)
     with torch.no_grad():
         rows = torch.as_tensor(np.flatnonzero(found))
         embedding.weight[rows] = torch.as_tensor(matrix[found], dtype=embedding.weight.dtype)
@@ -125,10 +126,11 @@ def language_model_stage(texts, size='small', config=None, epochs=4, lr=3e-3, pr
     """Trains (or fine-tunes, with `pretrained=(weights.pth, vocab.pkl)`) an AWD-LSTM LM on `texts`, then saves
     its encoder as `path/models/{encoder_name}.pth` and the vocabulary beside it (`.vocab.json`).
 
-    Without pretrained weights, `word_vectors` gives the embedding layer English to start from: a GloVe/word2vec/
-    fastText text file, a word -> vector mapping, or a sentence-transformers model whose encoding of each
-    vocabulary word becomes its vector (e.g. `'all-MiniLM-L6-v2'`, relcollab[teacher]; cached in `cache_dir`,
-    default `path/teacher_cache`). See `relcollab.word_vectors`. They stay fixed while the LM trains (the
+    Without pretrained weights, `word_vectors` gives the embedding layer meaning to start from: `'corpus'` (PPMI +
+    SVD word vectors of `texts` themselves), a GloVe/word2vec/fastText text file, a word -> vector mapping, or a
+    sentence-transformers model whose encoding of each vocabulary word becomes its vector (e.g.
+    `'all-MiniLM-L6-v2'`, relcollab[teacher]; cached in `cache_dir`, default `path/teacher_cache`), or a list of
+    these side by side. See `relcollab.word_vectors`. They stay fixed while the LM trains (the
     rest of the LM learns to read them) unless `train_word_vectors`: a few epochs on a small corpus move them
     away from their meaning faster than they teach them the corpus's; the LM's decoder then learns its own
     output embedding, starting from them.

@@ -31,20 +31,24 @@ class InBatchLoss(Module):
     `mse(diagonal) + offdiag_weight * mse(off-diagonal) + contrastive_weight * cross-entropy`, the cross-entropy
     asking each query with a positive target to pick its own document among the batch's documents (query . doc
     similarities divided by `temperature`; documents of the same query that are not scored lower are left out).
+    With a lexical channel, `dense_weight` x the same cross-entropy on the dense cosines alone asks the dense
+    vectors to rank on their own too: without it the lexical channel does all the ranking and the dense part
+    drifts to whatever complements it (nDCG@10 0.013 alone on Cranfield, against 0.36 for a dense-only model).
     In evaluation the model returns (bs, 1) scores and this is `MSELossFlat`.
 
     >>> loss = InBatchLoss(y_range=(0, 1))
     """
     def __init__(self, y_range=(0., 1.), offdiag_weight: float = 1., contrastive_weight: float = 1.,
-                 temperature: float = 0.05, reduction: str = 'mean'):
+                 temperature: float = 0.05, reduction: str = 'mean', dense_weight: float = 1.):
         self.y_range, self.offdiag_weight, self.contrastive_weight = tuple(y_range), offdiag_weight, contrastive_weight
+        self.dense_weight = dense_weight
         self.temperature, self.reduction = temperature, reduction
 
     def forward(self, pred, target):
         target = target.float().view(-1)
         if not isinstance(pred, tuple):
             return F.mse_loss(pred.float().view(-1), target, reduction=self.reduction)
-        logits, similarities, same_query, same_doc = pred
+        logits, similarities, same_query, same_doc, dense_similarities = (*pred, None)[:5]
         scores = sigmoid_range(logits, *self.y_range)
         targets = in_batch_targets(target, same_query, same_doc)
         eye = torch.eye(len(target), dtype=torch.bool, device=target.device)
@@ -52,6 +56,8 @@ class InBatchLoss(Module):
         if self.offdiag_weight and len(target) > 1:
             loss = loss + self.offdiag_weight * F.mse_loss(scores[~eye], targets[~eye])
         if self.contrastive_weight: loss = loss + self.contrastive_weight * self._contrastive(similarities, targets, eye)
+        if self.dense_weight and dense_similarities is not None:
+            loss = loss + self.dense_weight * self._contrastive(dense_similarities, targets, eye)
         return loss
 
     def _contrastive(self, similarities, targets, eye):

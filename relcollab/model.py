@@ -199,6 +199,7 @@ class InBatchScores(NamedTuple):
     similarities: torch.Tensor  # query . doc before the scale and bias (cosines, plus term matches if lexical)
     same_query: torch.Tensor
     same_doc: torch.Tensor
+    dense_similarities: torch.Tensor | None = None  # the dense cosines alone, when a lexical channel adds to them
 
 
 def same_rows(tokens: torch.Tensor) -> torch.Tensor:
@@ -226,7 +227,9 @@ class RelevanceModel(Module):
         if not (self.training and self.in_batch): return self.head.score(queries, docs)
         similarities = queries @ docs.T
         logits = similarities * self.head.log_scale.exp() + self.head.bias
-        return InBatchScores(logits, similarities, same_rows(query_tokens), same_rows(doc_tokens))
+        dense = self.head.out_features - self.head.n_lexical
+        dense_similarities = queries[:, :dense] @ docs[:, :dense].T if self.head.n_lexical else None
+        return InBatchScores(logits, similarities, same_rows(query_tokens), same_rows(doc_tokens), dense_similarities)
 
     def reset(self):
         for tower in (self.query_tower, self.doc_tower): tower.encoder.reset()

@@ -64,7 +64,7 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
                           lr=1e-2, pretrained=None, path='.', source='data', checkpoint_dir=None,
                           resume=False, pseudo_per_doc=4, in_batch=True, lexical=True, teacher=None,
                           teacher_cache=None, proj_sz=None, drop_mult=1., word_vectors=None,
-                          pool_embeddings=False) -> RelevanceLearner:
+                          pool_embeddings=None) -> RelevanceLearner:
     """Checks `df`, trains the LM on every query, document and `corpus` text, then the relevance model.
 
     Validation holds out `valid_pct` of the distinct queries (or uses the boolean `valid_col`). The language
@@ -86,13 +86,15 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
 
     `word_vectors` starts the language model's embedding from English word vectors (a GloVe/word2vec/fastText
     text file, a mapping, or a sentence-transformers model's encoding of each word: `relcollab.word_vectors`);
-    `pool_embeddings='idf'` adds each text's idf-weighted mean word embedding to its dense features
-    (`relcollab.model.EmbeddingPool`), which carries those vectors' meaning into the dense vectors.
+    `pool_embeddings='idf'` (the default with word vectors) adds each text's idf-weighted mean word embedding to
+    its dense features, and the dense vectors start as it (`relcollab.model.EmbeddingPool`): the words' meaning
+    is in the dense vectors before any relevance training.
 
     >>> learn = train_relevance_model(triples, size='small', lm_epochs=3, epochs=3)  # doctest: +SKIP
     >>> learn = train_relevance_model(triples, teacher='all-MiniLM-L6-v2')  # relcollab[teacher]  # doctest: +SKIP
     """
     check_triples(df, query_col, doc_col, score_col, score_range=score_range, source=source)
+    if pool_embeddings is None: pool_embeddings = 'idf' if word_vectors is not None else False
     if valid_col is None:
         df = df.assign(is_valid=query_split(df, query_col, valid_pct, seed))
         valid_col = 'is_valid'
@@ -101,9 +103,11 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
     run = run_fingerprint(df[[query_col, doc_col, score_col, valid_col]], corpus, size, lm_epochs, seed,
                           pretrained if word_vectors is None else (pretrained, _describe_source(word_vectors)))
     if teacher is not None:
-        same = isinstance(word_vectors, str) and word_vectors == teacher
+        named = teacher
         teacher = load_teacher(teacher)  # fails now, before any training, if it cannot load
-        if same: word_vectors = teacher  # one model, loaded once
+        if isinstance(word_vectors, (list, tuple)):  # one model, loaded once
+            word_vectors = [teacher if isinstance(source, str) and source == named else source for source in word_vectors]
+        elif isinstance(word_vectors, str) and word_vectors == named: word_vectors = teacher
     cache = Path(path)/'teacher_cache' if teacher_cache is None else teacher_cache
     lm = finished_lm(checkpoint_dir, run) if resume and checkpoint_dir is not None else None
     if lm is None:
@@ -130,6 +134,7 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
 
 def _describe_source(source) -> str:
     "What names a word-vector source in the run's fingerprint (a path or name as given; a model by its class)."
+    if isinstance(source, (list, tuple)): return repr([_describe_source(one) for one in source])
     return str(source) if isinstance(source, (str, Path)) else type(source).__name__
 
 

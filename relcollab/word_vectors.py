@@ -2,8 +2,16 @@
 
     lm = language_model_stage(texts, word_vectors='all-MiniLM-L6-v2')   # vectors distilled from a teacher
     lm = language_model_stage(texts, word_vectors='glove.6B.300d.txt')  # a GloVe / word2vec / fastText text file
+    lm = language_model_stage(texts, word_vectors='corpus')  # learned from the texts themselves, no download
+    lm = language_model_stage(texts, word_vectors=['corpus', 'all-MiniLM-L6-v2'])  # both, side by side
 
-Three sources, one result: a (vocab size, emb_sz) matrix for the vocabulary's words, plus which rows were found.
+Four sources (or a list of them, whose vectors are put side by side), one result: a (vocab size, emb_sz) matrix
+for the vocabulary's words, plus which rows were found.
+
+- `'corpus'`: the texts teach themselves (LSA-style, Levy & Goldberg 2014): word co-occurrence counts within a
+  window of 5 tokens (weighted 1/distance) over the language model's training texts, positive pointwise mutual
+  information with smoothed context counts (alpha 0.75), then a truncated SVD (scipy.sparse) to emb_sz
+  dimensions. Seconds for a few hundred thousand tokens; no file, no teacher.
 
 - a text file of vectors, one word per line followed by its numbers (GloVe's `.txt`, word2vec's and fastText's
   `.vec`, whose first line `count dim` is skipped); words are looked up as fastai's tokenizer writes them
@@ -23,8 +31,53 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.linalg import svds
 
-__all__ = ['read_vector_file', 'vocab_vectors', 'fit_to_size', 'word_vector_matrix']
+__all__ = ['read_vector_file', 'corpus_word_vectors', 'vocab_vectors', 'fit_to_size', 'word_vector_matrix']
+
+CORPUS = 'corpus'
+
+
+def _cooccurrence(corpus, vocab_sz: int, skip: np.ndarray, window: int) -> sp.csr_matrix:
+    "Symmetric co-occurrence counts of token ids within `window` (weighted 1/distance), `skip` ids left out."
+    rows, cols, vals = [], [], []
+    for ids in corpus:
+        ids = np.asarray(ids, dtype=np.int64)
+        ids = ids[~skip[ids]]
+        for distance in range(1, min(window, len(ids) - 1) + 1):
+            left, right = ids[:-distance], ids[distance:]
+            rows += [left, right]; cols += [right, left]; vals += [np.full(2 * len(left), 1. / distance)]
+    if not rows: return sp.csr_matrix((vocab_sz, vocab_sz))
+    return sp.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                         shape=(vocab_sz, vocab_sz)).tocsr()
+
+
+def corpus_word_vectors(corpus, vocab, dim: int, window: int = 5, alpha: float = 0.75) -> tuple:
+    """`(vectors (len(vocab), dim), found)` from token-id sequences `corpus` (ids into `vocab`): PPMI + truncated SVD.
+    Words that never co-occur with another (and fastai's `xx` tokens) are not found.
+
+    >>> corpus = [np.array([2, 3, 4, 2, 3, 5])] * 20
+    >>> corpus_word_vectors(corpus, ['xxunk', 'xxpad', 'wing', 'lift', 'drag', 'slab'], dim=2)[1].tolist()
+    [False, False, True, True, True, True]
+    """
+    vocab = list(vocab)
+    skip = np.array([_is_special(w) for w in vocab])
+    counts = _cooccurrence(corpus, len(vocab), skip, window).tocoo()
+    total = counts.data.sum()
+    if total == 0: return np.zeros((len(vocab), dim), np.float32), np.zeros(len(vocab), bool)
+    word = np.asarray(counts.sum(axis=1)).ravel()
+    context = np.asarray(counts.sum(axis=0)).ravel() ** alpha
+    pmi = np.log(counts.data * context.sum() / (word[counts.row] * context[counts.col]))
+    keep = pmi > 0
+    ppmi = sp.csr_matrix((pmi[keep], (counts.row[keep], counts.col[keep])), shape=counts.shape)
+    found = np.asarray(ppmi.sum(axis=1)).ravel() > 0
+    k = min(dim, max(1, min(ppmi.shape) - 1))
+    u, singular, _ = svds(ppmi, k=k, random_state=0)
+    vectors = np.zeros((len(vocab), dim), np.float32)
+    vectors[:, :k] = (u * np.sqrt(singular))[:, ::-1]  # largest singular value first
+    vectors[~found] = 0
+    return vectors, found
 
 
 def read_vector_file(path, words=None) -> dict:
@@ -84,15 +137,23 @@ def _from_teacher(teacher, vocab: list, cache_dir) -> tuple:
     return matrix, found
 
 
-def vocab_vectors(source, vocab, cache_dir=None) -> tuple:
-    """`(vectors (len(vocab), dim), found (len(vocab),) bool)` for the vocabulary from `source` (a vector text
-    file, a mapping, or a sentence-transformers model, its directory or name: see the module's docstring).
+def vocab_vectors(source, vocab, cache_dir=None, corpus=None, dim: int = 128) -> tuple:
+    """`(vectors (len(vocab), dim), found (len(vocab),) bool)` for the vocabulary from `source` (`'corpus'` with
+    `corpus` token ids, a vector text file, a mapping, or a sentence-transformers model, its directory or name:
+    see the module's docstring; a list of them: their standardized vectors side by side).
 
     >>> vectors, found = vocab_vectors({'wing': [1., 0.]}, ['xxunk', 'wing'])
     >>> found.tolist(), vectors.shape
     ([False, True], (2, 2))
     """
     vocab = list(vocab)
+    if isinstance(source, (list, tuple)):
+        parts = [vocab_vectors(one, vocab, cache_dir, corpus, dim) for one in source]
+        scaled = [v / (v[f].std() or 1.) / np.sqrt(v.shape[1]) for v, f in parts]  # each source weighs the same
+        return np.concatenate(scaled, axis=1).astype(np.float32), np.any([f for _, f in parts], axis=0)
+    if isinstance(source, str) and source == CORPUS:
+        if corpus is None: raise ValueError("word_vectors='corpus' needs the texts' token ids (corpus=...)")
+        return corpus_word_vectors(corpus, vocab, dim)
     if isinstance(source, Mapping) or (hasattr(source, 'key_to_index') and hasattr(source, '__getitem__')):
         if hasattr(source, 'key_to_index'): source = _KeyedVectorsView(source)
         return _from_mapping(source, vocab)
@@ -132,13 +193,14 @@ def fit_to_size(vectors: np.ndarray, found: np.ndarray, emb_sz: int, std: float)
     return out
 
 
-def word_vector_matrix(source, vocab, emb_sz: int, std: float, cache_dir=None, min_found: float = 0.05) -> tuple:
+def word_vector_matrix(source, vocab, emb_sz: int, std: float, cache_dir=None, min_found: float = 0.05,
+                       corpus=None) -> tuple:
     """`(matrix (len(vocab), emb_sz) float32, found bool)`: `source`'s vectors of `vocab`, ready for an embedding.
     Raises when fewer than `min_found` of the vocabulary's words are in `source` (a wrong file, or another language).
 
     >>> matrix, found = word_vector_matrix('all-MiniLM-L6-v2', lm_vocab, emb_sz=128, std=0.1)  # doctest: +SKIP
     """
-    vectors, found = vocab_vectors(source, vocab, cache_dir=cache_dir)
+    vectors, found = vocab_vectors(source, vocab, cache_dir=cache_dir, corpus=corpus, dim=emb_sz)
     words = sum(not _is_special(w) for w in vocab)
     if found.sum() < max(2, min_found * words):
         raise ValueError(f"the word vectors ({source!r:.80}) cover {int(found.sum())} of the vocabulary's {words} words: "

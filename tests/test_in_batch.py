@@ -153,3 +153,18 @@ def test_tokens_with_one_stem_match_in_the_lexical_channel(tmp_path):
                    for name, learn in [('stemmed', stemmed), ('unstemmed', unstemmed)]}
     # unstemmed, only the start token (idf ~0) is shared; stemmed, 'wing' matches 'wings' too
     assert lexical['stemmed'] > 5 * lexical['unstemmed']
+
+
+def test_the_dense_part_of_a_lexical_model_is_asked_to_rank_on_its_own():
+    """With dense cosines beside the full similarities, the loss adds their contrastive term: a dense part that
+    ranks every query's own document last costs more than one that ranks it first (full similarities equal)."""
+    eye = torch.eye(4, dtype=torch.bool)
+    full = torch.eye(4) * 0.9
+    good, bad = torch.eye(4) * 0.9, 1 - torch.eye(4)
+    targets = torch.ones(4)
+    loss = InBatchLoss()
+    with_good = loss(InBatchScores(full * 5, full, eye, eye, good), targets)
+    with_bad = loss(InBatchScores(full * 5, full, eye, eye, bad), targets)
+    without = loss(InBatchScores(full * 5, full, eye, eye), targets)
+    assert with_bad > with_good + 1 and with_good >= without
+    assert InBatchLoss(dense_weight=0.)(InBatchScores(full * 5, full, eye, eye, bad), targets) == without

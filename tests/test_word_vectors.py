@@ -128,3 +128,34 @@ def test_idf_pool_starts_at_the_document_idf_and_trains_with_the_head(tmp_path):
     assert out[0, 1] > 10 * out[0, 0]
     with pytest.raises(ValueError, match="pool_embeddings='max'"):
         relevance_learner(dls, config=TINY, proj_sz=8, pool_embeddings='max')
+
+
+def test_corpus_vectors_put_words_of_one_topic_together():
+    """PPMI + SVD over the texts themselves: words that share contexts end up close, words of another topic far."""
+    vocab = ['xxunk', 'xxpad', 'xxbos', 'wing', 'lift', 'drag', 'slab', 'heat', 'conduction', 'the']
+    o2i = {w: i for i, w in enumerate(vocab)}
+    rng = np.random.default_rng(0)
+    topics = [['wing', 'lift', 'drag'], ['slab', 'heat', 'conduction']]
+    corpus = [np.array([o2i['xxbos']] + [o2i[w] for w in rng.permutation(topics[i % 2] * 3 + ['the'])]) for i in range(200)]
+    from relcollab.word_vectors import corpus_word_vectors
+    vectors, found = corpus_word_vectors(corpus, vocab, dim=4)
+    assert found.tolist() == [False, False, False] + [True] * 7  # fastai's own tokens never get a vector
+    def cos(a, b):
+        x, y = vectors[o2i[a]], vectors[o2i[b]]
+        return float(x @ y / np.linalg.norm(x) / np.linalg.norm(y))
+    assert cos('wing', 'lift') > 0.5 > cos('wing', 'heat')
+    assert cos('slab', 'conduction') > 0.5 > cos('drag', 'conduction')
+
+
+def test_corpus_word_vectors_in_the_language_model_and_several_sources_side_by_side(tmp_path):
+    texts = make_pairs(60, seed=3)['doc'].tolist()
+    with torch_threads(1):
+        lm = language_model_stage(texts, config=TINY_LM, epochs=0, bs=4, path=tmp_path, word_vectors='corpus')
+    emb = lm.learn.model[0].encoder.weight.detach()
+    assert emb[[lm.vocab.index(w) for w in WORDS]].abs().sum(dim=1).gt(0).all()
+    with pytest.raises(ValueError, match="needs the texts' token ids"):
+        vocab_vectors('corpus', lm.vocab)
+    first, second = _vectors(WORDS, dim=3, seed=1), _vectors(WORDS[:5], dim=2, seed=2)
+    both, found = vocab_vectors([first, second], ['xxunk'] + WORDS)
+    assert both.shape == (len(WORDS) + 1, 5) and found.tolist() == [False] + [True] * len(WORDS)
+    assert not both[6:, 3:].any()  # words only the first source knows: zeros in the second's columns
