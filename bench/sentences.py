@@ -82,6 +82,8 @@ def main(argv=None):
     parser.add_argument('--teacher', default=None, metavar='DIR_OR_NAME')
     parser.add_argument('--word-vectors', nargs='+', default=None, metavar='SOURCE',
                         help="word vectors for the LM's embedding (a vector file or a sentence-transformers model)")
+    parser.add_argument('--no-teacher-run', action='store_true',
+                        help='with --teacher: only its zero-shot row, relcollab trained without it')
     parser.add_argument('--valid-pct', type=float, default=0.1)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--json', type=Path, default=None)
@@ -112,7 +114,7 @@ def main(argv=None):
     word_vectors = [teacher if source == args.teacher else source for source in args.word_vectors or []]
     word_vectors = (word_vectors[0] if len(word_vectors) == 1 else word_vectors) or None
 
-    for with_teacher in ([None, teacher] if teacher is not None else [None]):
+    for with_teacher in ([None, teacher] if teacher is not None and not args.no_teacher_run else [None]):
         label = 'relcollab' + (', teacher' if with_teacher is not None else '') + (', word vectors' if word_vectors else '')
         with tempfile.TemporaryDirectory() as workdir:
             start = time.time()
