@@ -7,13 +7,17 @@ They are patched onto `RelevanceLearner` when this module is imported (`from rel
     D = learn.encode(docs['text'].tolist(), side='doc')           # (n, d) matrix, caller's order
     learn.score_vectors(q, D)                                     # (n,) scores in the user's units
     learn.encode_to_file(doc_texts, 'vectors.npy', side='doc')     # any number of texts, bounded memory
+    dense, lexical = learn.encode(texts, side='doc', output='both') # lexical term weights as scipy.sparse CSR
+    learn.score_dots(q_dense @ D_dense.T + (q_lexical @ D_lexical.T).toarray())  # dot products -> scores
 """
 import itertools
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 import torch
+from scipy import sparse
 from fastai.text.data import Numericalize
 from fastcore.basics import patch
 from fastprogress.fastprogress import progress_bar
@@ -22,12 +26,22 @@ from .atomic import atomic_write
 from .bf16 import resolve_bf16
 from .learner import _PREDICT_LOCK, RelevanceLearner
 
-__all__ = ['SIDES', 'as_text_list', 'numericalize_texts', 'pad_batch']
+__all__ = ['SIDES', 'OUTPUTS', 'SplitVectors', 'as_text_list', 'numericalize_texts', 'pad_batch']
 
 SIDES = ('query', 'doc')
 CONVERSIONS = ('numpy', 'tensor')
+OUTPUTS = ('vectors', 'dense', 'lexical', 'both')
 AUTO_PROGRESS_MIN = 1000  # progress=None shows a bar above this many texts
 CHUNK_ROWS, CHUNK_BYTES = 8192, 64 << 20  # encode_to_file holds at most this many vectors in memory at once
+
+
+class SplitVectors(NamedTuple):
+    """A model's vectors in their two parts: `dense` (n, d) unit projections (float32 array or tensor) and
+    `lexical` (n, vocab) term weights as a `scipy.sparse.csr_matrix` (float32; only the terms a text contains
+    are stored), None for a model without a lexical channel. dense . dense + lexical . lexical is the dot
+    product of the whole vectors."""
+    dense: object
+    lexical: object
 
 
 def as_text_list(texts) -> tuple:
@@ -109,13 +123,20 @@ def _prefetched_tokens(texts: list, batches: list, tokenizer, numericalize, pad_
             yield tokens
 
 
-def _encode_texts(learn, texts: list, side: str, bs: int, show_progress: bool = False, bf16: bool = False) -> torch.Tensor:
-    "(n, d) float32 CPU vectors of `texts` from one tower and its projection in eval mode, rows in the caller's order."
+def _encode_texts(learn, texts: list, side: str, bs: int, show_progress: bool = False, bf16: bool = False,
+                  split: bool = False):
+    """(n, d) float32 CPU vectors of `texts` from one tower and its projection in eval mode, rows in the caller's order.
+
+    `split=True` gives `(dense, lexical)` instead: the dense part as above and the lexical term weights as a
+    CSR matrix (None without a lexical channel), so no (n, vocab) dense block is ever held in memory."""
     model = learn.model
     encode_side = model.encode_query if side == 'query' else model.encode_doc
     pad_idx = (model.query_tower if side == 'query' else model.doc_tower).encoder.pad_idx
     device = next(model.parameters()).device
-    out = torch.empty(len(texts), model.head.out_features, dtype=torch.float32)
+    n_dense, n_lexical = model.head.dense_features, model.head.n_lexical
+    split_lexical = split and n_lexical > 0
+    out = torch.empty(len(texts), n_dense if split_lexical else model.head.out_features, dtype=torch.float32)
+    lexical_parts = []
     batches = _batches(texts, bs)
     token_batches = _prefetched_tokens(texts, batches, learn.dls.tokenizer, _numericalizer(learn.dls), pad_idx)
     if show_progress: token_batches = progress_bar(token_batches, total=len(batches), leave=False)
@@ -126,18 +147,37 @@ def _encode_texts(learn, texts: list, side: str, bs: int, show_progress: bool = 
         try:
             with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 for positions, tokens in zip(batches, token_batches):
-                    out[positions] = encode_side(tokens.to(device)).float().cpu()
+                    vectors = encode_side(tokens.to(device)).float().cpu()
+                    if not split_lexical:
+                        out[positions] = vectors
+                        continue
+                    out[positions] = vectors[:, :n_dense]
+                    lexical_parts.append(sparse.csr_matrix(vectors[:, n_dense:].numpy()))
         finally:
             if switch: model.train(was_training)
-    return out
+    if not split: return out
+    return out, (_rows_in_order(lexical_parts, batches, n_lexical) if split_lexical else None)
+
+
+def _rows_in_order(parts: list, batches: list, width: int) -> sparse.csr_matrix:
+    "One CSR matrix from the batches' CSR blocks, rows back in the caller's order (`batches` holds their positions)."
+    if not parts: return sparse.csr_matrix((0, width), dtype=np.float32)
+    stacked = sparse.vstack(parts, format='csr', dtype=np.float32)
+    return stacked[np.argsort(np.concatenate(batches))]
 
 
 @patch
-def encode(self: RelevanceLearner, texts, side='query', bs=128, progress=None, convert_to='numpy', bf16=False):
-    """The unit vectors the model dot-products, for `texts` read as queries or documents (`side`).
+def encode(self: RelevanceLearner, texts, side='query', bs=128, progress=None, convert_to='numpy', bf16=False,
+           output='vectors'):
+    """The vectors the model dot-products, for `texts` read as queries or documents (`side`).
 
     A list (or Series) of n strings gives an (n, d) float32 matrix in the caller's order; one string gives
-    a (d,) vector. Texts are sorted by length and batched (`bs`), each batch tokenized on a worker thread
+    a (d,) vector. Each vector is the unit dense projection followed, for a model with a lexical channel,
+    by its term weights over the whole vocabulary (mostly zeros). `output` picks the parts:
+    `'vectors'` (default) the whole vectors; `'dense'` the dense part alone; `'lexical'` the term weights as
+    a `scipy.sparse.csr_matrix` (n, vocab) holding only the terms each text contains (one row for one string);
+    `'both'` a `SplitVectors(dense, lexical)`. The dot product of whole vectors is dense . dense +
+    lexical . lexical, which is how `learn.index` stores and searches documents. Texts are sorted by length and batched (`bs`), each batch tokenized on a worker thread
     while the model encodes the one before; `progress=None` shows a bar above 1000 texts.
     `convert_to='tensor'` returns a CPU `torch.Tensor`. `bf16=True` runs the towers under bfloat16 autocast
     (2x faster on CPUs with AMX or AVX512-BF16; vectors move by up to about 2e-3: see README, Speed); where the
@@ -148,12 +188,21 @@ def encode(self: RelevanceLearner, texts, side='query', bs=128, progress=None, c
     """
     if side not in SIDES: raise ValueError(f"side must be 'query' or 'doc', got {side!r}.")
     if convert_to not in CONVERSIONS: raise ValueError(f"convert_to must be 'numpy' or 'tensor', got {convert_to!r}.")
+    if output not in OUTPUTS: raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}.")
+    if output == 'lexical' and not self.model.head.n_lexical:
+        raise ValueError("output='lexical': this model has no lexical channel (it was built with lexical=False); "
+                         "its vectors are all dense: use output='dense' or 'vectors'.")
     if int(bs) < 1: raise ValueError(f"bs must be at least 1, got {bs}.")
     texts, single = as_text_list(texts)
     show_progress = len(texts) > AUTO_PROGRESS_MIN if progress is None else bool(progress)
-    vectors = _encode_texts(self, texts, side, int(bs), show_progress, bf16=bf16)
-    if single: vectors = vectors[0]
-    return vectors if convert_to == 'tensor' else vectors.numpy()
+    if output == 'vectors':
+        vectors = _encode_texts(self, texts, side, int(bs), show_progress, bf16=bf16)
+        if single: vectors = vectors[0]
+        return vectors if convert_to == 'tensor' else vectors.numpy()
+    dense, lexical = _encode_texts(self, texts, side, int(bs), show_progress, bf16=bf16, split=True)
+    if single: dense = dense[0]
+    dense = dense if convert_to == 'tensor' else dense.numpy()
+    return {'dense': dense, 'lexical': lexical}.get(output, SplitVectors(dense, lexical))
 
 
 @patch
@@ -197,6 +246,20 @@ def _chunks(texts, n: int, chunk_size: int):
         chunk = _checked_strings(list(itertools.islice(remaining, size)), start)
         if len(chunk) < size: raise ValueError(f"texts ran out after {start + len(chunk)} of the n={n} texts.")
         yield chunk
+
+
+@patch
+def score_dots(self: RelevanceLearner, dots):
+    """Scores in the user's units from query . document dot products of any shape (for instance the dots
+    `DocIndex.search` returns): the same map from dot products to scores as `score_vectors` and `predict`.
+
+    >>> learn.score_dots(index.search(learn.encode('wing'), k=3).scores)  # doctest: +SKIP
+    array([[2.6, 2.1, 1.9]], dtype=float32)
+    """
+    device = next(self.model.parameters()).device
+    with torch.inference_mode():
+        scores = self.dls.score_scaler.decode(self.model.head.score_dots(torch.as_tensor(np.asarray(dots, dtype=np.float32)).to(device)))
+    return scores.float().cpu().numpy()
 
 
 def _as_matrix(vectors, device) -> torch.Tensor:

@@ -4,9 +4,15 @@
     index.save('cran_index'); index = DocIndex.load('cran_index')
     learn.search(['heat transfer in slabs'], index, k=10)         # SearchResults(ids, scores), scores in user units
 
-On disk (`index.save(dir)`): `vectors.npy` (float32, `np.save`, no pickle), `ids.json` (a list of strings)
-and `index.json` (format version, dim, count, dtype and the model fingerprint). `learn.search` refuses an
-index whose fingerprint is not the learner's (the vectors came from another model).
+A model with a lexical channel gives each document a dense unit projection and term weights over the whole
+vocabulary, almost all zero; the index keeps the dense part as an (n, d) array and the term weights as an
+(n, vocab) `scipy.sparse` CSR matrix, and scores a query as dense . dense + lexical . lexical: the dot product
+of the whole vectors, at the cost of the terms each document contains.
+
+On disk (`index.save(dir)`): `vectors.npy` (the dense part, float32, `np.save`, no pickle), `lexical.npz`
+(the term weights, `scipy.sparse.save_npz`, no pickle; only for a lexical model), `ids.json` (a list of
+strings) and `index.json` (format version, dims, count, dtype and the model fingerprint). `learn.search`
+refuses an index whose fingerprint is not the learner's (the vectors came from another model).
 """
 import json
 import warnings
@@ -16,19 +22,23 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 from fastcore.basics import patch
+from scipy import sparse
 
-from .encode import as_text_list
+from .atomic import read_json
+from .encode import SplitVectors, as_text_list
 from .fingerprint import model_fingerprint
 from .learner import RelevanceLearner
 from .validation import RelevanceDataError, check_columns, check_texts, row_labels
 
 __all__ = ['SearchResults', 'DocIndex', 'IndexFileError', 'IndexMismatchError', 'model_fingerprint', 'top_k',
            'exact_search', 'check_k', 'check_doc_ids', 'docs_frame', 'check_fingerprint',
-           'FORMAT_VERSION']
+           'INDEX_FORMAT_VERSION', 'FORMAT_VERSION']
 
-FORMAT_VERSION = 1
-VECTORS_FILE, IDS_FILE, META_FILE = 'vectors.npy', 'ids.json', 'index.json'
+INDEX_FORMAT_VERSION = 2  # 2: the lexical part sparse in lexical.npz; 1: whole vectors (term weights dense) in vectors.npy
+FORMAT_VERSION = INDEX_FORMAT_VERSION  # (the name before the model format had its own: relcollab.pretrained)
+VECTORS_FILE, LEXICAL_FILE, IDS_FILE, META_FILE = 'vectors.npy', 'lexical.npz', 'ids.json', 'index.json'
 BACKENDS = ('numpy', 'faiss')
+CHUNK_CELLS = 1 << 25  # exact search scores at most this many (query, document) pairs at once (128 MB)
 
 
 class SearchResults(NamedTuple):
@@ -79,18 +89,25 @@ def top_k(scores: np.ndarray, k: int) -> tuple:
     return positions, np.take_along_axis(scores, positions, axis=1)
 
 
-def exact_search(query_vectors: np.ndarray, doc_vectors: np.ndarray, k: int, chunk_size: int = 1024) -> tuple:
+def exact_search(query_vectors: np.ndarray, doc_vectors: np.ndarray, k: int, chunk_size: int | None = None,
+                 query_lexical=None, doc_postings=None) -> tuple:
     """`(positions, dots)`: the `k` documents with the largest dot product for each query, best first.
 
-    Queries are multiplied against all documents `chunk_size` at a time, so memory stays at chunk_size x n.
+    With `query_lexical` (m, vocab) and `doc_postings` (vocab, n), both `scipy.sparse` CSR, the dot product
+    adds query_lexical . doc_lexical: the sparse parts of the vectors. Queries are scored `chunk_size` at a
+    time (default: as many as keep a chunk x n score matrix near 128 MB).
 
     >>> exact_search(np.eye(2, dtype=np.float32), np.eye(2, dtype=np.float32), k=1)[0]
     array([[0],
            [1]])
     """
     k = check_k(k, len(doc_vectors))
-    chunks = [top_k(query_vectors[start:start + chunk_size] @ doc_vectors.T, k)
-              for start in range(0, len(query_vectors), chunk_size)]
+    chunk_size = chunk_size or max(1, min(1024, CHUNK_CELLS // len(doc_vectors)))
+    chunks = []
+    for start in range(0, len(query_vectors), chunk_size):
+        dots = query_vectors[start:start + chunk_size] @ doc_vectors.T
+        if query_lexical is not None: dots += (query_lexical[start:start + chunk_size] @ doc_postings).toarray()
+        chunks.append(top_k(dots, k))
     if not chunks: return np.zeros((0, k), dtype=np.int64), np.zeros((0, k), dtype=np.float32)
     return np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks]).astype(np.float32)
 
@@ -126,33 +143,60 @@ def _check_vectors(vectors, n_ids: int) -> np.ndarray:
     return vectors
 
 
+def _check_lexical(lexical, n_ids: int, name: str = 'lexical') -> sparse.csr_matrix | None:
+    "`lexical` as a float32 CSR matrix with one row per id (None stays None)."
+    if lexical is None: return None
+    lexical = sparse.csr_matrix(lexical, dtype=np.float32)
+    if lexical.shape[0] != n_ids:
+        raise ValueError(f"{n_ids} ids but {lexical.shape[0]} rows of {name} term weights: one row per id.")
+    if not np.isfinite(lexical.data).all(): raise ValueError(f"{name} term weights contain NaN or infinite values.")
+    return lexical
+
+
 class DocIndex:
     """Document `ids` (strings) and their (n, d) float32 `vectors`, searched exactly by dot product.
 
+    `lexical`, an (n, vocab) `scipy.sparse` matrix (or anything it converts), holds the lexical term weights
+    of a model with a lexical channel, `vectors` then being the dense part (`learn.encode(..., output='both')`;
+    `learn.index` does this); a document's score is then its dense dot product plus its sparse one.
     `fingerprint` is the `model_fingerprint` of the learner that encoded the documents (None: unknown).
-    `backend='faiss'` searches with a `faiss.IndexFlatIP` instead (needs `pip install faiss-cpu`; exact,
-    but faiss orders equal scores its own way).
+    `backend='faiss'` searches the dense vectors with a `faiss.IndexFlatIP` instead (needs
+    `pip install faiss-cpu`; exact, but faiss orders equal scores its own way; not with a lexical part).
 
     >>> index = DocIndex(['a', 'b'], np.eye(2, dtype=np.float32))
     >>> index.search(np.array([[0., 1.]], dtype=np.float32), k=1).ids
     array([['b']], dtype=object)
     """
-    def __init__(self, ids, vectors, fingerprint=None, backend='numpy'):
+    def __init__(self, ids, vectors, fingerprint=None, backend='numpy', lexical=None):
         if backend not in BACKENDS: raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}.")
         self.ids = check_doc_ids(ids)
         self._id_array = np.asarray(self.ids, dtype=object)  # built once: ids of search results, by position
         self.vectors = _check_vectors(vectors, len(self.ids))
+        self.lexical = _check_lexical(lexical, len(self.ids))
+        if backend == 'faiss' and self.lexical is not None:
+            raise ValueError("backend='faiss' searches dense vectors only, and this index has a lexical part: "
+                             "use backend='numpy' (exact, sparse term weights), or index a model with lexical=False.")
         self.fingerprint, self.backend = fingerprint, backend
+        self._postings = None  # the lexical part transposed (vocab, n): each term's documents, built at the first search
         self._faiss_index = self.to_faiss() if backend == 'faiss' else None
 
     def __len__(self): return len(self.ids)
 
     @property
-    def dim(self) -> int: return self.vectors.shape[1]
+    def dim(self) -> int:
+        "Size of the dense vectors (without the lexical part)."
+        return self.vectors.shape[1]
+
+    @property
+    def lexical_dim(self) -> int:
+        "Size of the lexical part (the vocabulary), 0 without one."
+        return 0 if self.lexical is None else self.lexical.shape[1]
 
     def __repr__(self):
         fingerprint = 'unknown' if self.fingerprint is None else self.fingerprint[:12]
-        return f"DocIndex({len(self)} docs, dim {self.dim}, model {fingerprint}, backend {self.backend!r})"
+        lexical = '' if self.lexical is None else (f", lexical {self.lexical_dim} terms "
+                                                   f"({self.lexical.nnz / max(len(self), 1):.0f} per doc)")
+        return f"DocIndex({len(self)} docs, dim {self.dim}{lexical}, model {fingerprint}, backend {self.backend!r})"
 
     def to_faiss(self):
         "A `faiss.IndexFlatIP` holding the vectors (exact inner-product search). Needs `pip install faiss-cpu`."
@@ -161,32 +205,60 @@ class DocIndex:
         faiss_index.add(self.vectors)
         return faiss_index
 
-    def search_positions(self, query_vectors, k: int = 10) -> tuple:
+    def search_positions(self, query_vectors, k: int = 10, query_lexical=None) -> tuple:
         "`(positions, dots)` (n_queries, k) of the best documents for each query vector, best first."
+        queries, query_lexical = self._query_parts(query_vectors, query_lexical)
+        if self._faiss_index is not None:
+            dots, positions = self._faiss_index.search(np.ascontiguousarray(queries), check_k(k, len(self)))
+            return positions.astype(np.int64), dots.astype(np.float32)
+        if query_lexical is None: return exact_search(queries, self.vectors, k)
+        if self._postings is None: self._postings = self.lexical.T.tocsr()
+        return exact_search(queries, self.vectors, k, query_lexical=query_lexical, doc_postings=self._postings)
+
+    def _query_parts(self, query_vectors, query_lexical) -> tuple:
+        "(dense (m, dim) array, lexical (m, vocab) CSR or None) from whole vectors, dense ones + `query_lexical`, or SplitVectors."
+        if isinstance(query_vectors, SplitVectors): query_vectors, query_lexical = query_vectors
         queries = np.asarray(query_vectors, dtype=np.float32)
         if queries.ndim == 1: queries = queries[None]
-        if queries.ndim != 2 or queries.shape[1] != self.dim:
-            raise ValueError(f"query vectors must have shape (n, {self.dim}) for this index, got {queries.shape}.")
-        if self._faiss_index is None: return exact_search(queries, self.vectors, k)
-        dots, positions = self._faiss_index.search(np.ascontiguousarray(queries), check_k(k, len(self)))
-        return positions.astype(np.int64), dots.astype(np.float32)
+        if self.lexical is None:
+            if query_lexical is not None:
+                raise ValueError("query_lexical was given, but this index has no lexical part: pass dense vectors alone.")
+            if queries.ndim != 2 or queries.shape[1] != self.dim:
+                raise ValueError(f"query vectors must have shape (n, {self.dim}) for this index, got {queries.shape}.")
+            return queries, None
+        whole = self.dim + self.lexical_dim
+        if query_lexical is None and queries.ndim == 2 and queries.shape[1] == whole:
+            return np.ascontiguousarray(queries[:, :self.dim]), sparse.csr_matrix(queries[:, self.dim:])
+        if queries.ndim != 2 or queries.shape[1] != self.dim or query_lexical is None:
+            raise ValueError(f"this index has {self.dim} dense dimensions and {self.lexical_dim} lexical ones: pass "
+                             f"whole query vectors (n, {whole}), or dense ones (n, {self.dim}) with query_lexical "
+                             f"(n, {self.lexical_dim}); got {queries.shape}"
+                             f"{'' if query_lexical is None else ' and query_lexical ' + str(query_lexical.shape)}.")
+        query_lexical = _check_lexical(query_lexical, len(queries), name='query_lexical')
+        if query_lexical.shape[1] != self.lexical_dim:
+            raise ValueError(f"query_lexical has {query_lexical.shape[1]} columns, this index {self.lexical_dim}.")
+        return queries, query_lexical
 
-    def search(self, query_vectors, k: int = 10) -> SearchResults:
+    def search(self, query_vectors, k: int = 10, query_lexical=None) -> SearchResults:
         """Top-`k` documents by raw dot product for each query vector ((d,) counts as one query).
 
+        For an index with a lexical part, pass whole query vectors (`learn.encode`), or the dense part with
+        `query_lexical` (or the `SplitVectors` of `learn.encode(..., output='both')`).
         `k` above the number of documents warns and returns all of them; `k` below 1 raises.
         """
-        positions, dots = self.search_positions(query_vectors, k)
+        positions, dots = self.search_positions(query_vectors, k, query_lexical=query_lexical)
         return SearchResults(self._id_array[positions], dots)
 
     def save(self, path) -> Path:
-        "Writes vectors.npy, ids.json and index.json into directory `path` (created if needed)."
+        "Writes vectors.npy, lexical.npz (with a lexical part), ids.json and index.json into directory `path` (created if needed)."
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         np.save(path/VECTORS_FILE, self.vectors, allow_pickle=False)
+        if self.lexical is not None: sparse.save_npz(path/LEXICAL_FILE, self.lexical, compressed=False)
+        else: (path/LEXICAL_FILE).unlink(missing_ok=True)  # (an older index saved here had one)
         (path/IDS_FILE).write_text(json.dumps(self.ids), encoding='utf-8')
-        meta = {'format_version': FORMAT_VERSION, 'dim': self.dim, 'count': len(self), 'dtype': 'float32',
-                'fingerprint': self.fingerprint}
+        meta = {'format_version': INDEX_FORMAT_VERSION, 'dim': self.dim, 'lexical_dim': self.lexical_dim,
+                'count': len(self), 'dtype': 'float32', 'fingerprint': self.fingerprint}
         (path/META_FILE).write_text(json.dumps(meta, indent=1), encoding='utf-8')
         return path
 
@@ -196,28 +268,31 @@ class DocIndex:
         path = Path(path)
         meta = _read_meta(path)
         vectors = _read_vectors(path/VECTORS_FILE, meta)
+        lexical = _read_lexical(path/LEXICAL_FILE, meta) if meta.get('lexical_dim') else None
         ids = _read_json(path/IDS_FILE)
         if not isinstance(ids, list) or len(ids) != meta['count']:
             raise IndexFileError(f"{path/IDS_FILE}: expected a list of {meta['count']} ids (index.json), "
                                  f"got {len(ids) if isinstance(ids, list) else type(ids).__name__}. Rebuild the index.")
-        return cls(ids, vectors, fingerprint=meta.get('fingerprint'), backend=backend)
+        if meta['format_version'] < 2:
+            warnings.warn(f"{path}: an index of format {meta['format_version']}, which stores each document's lexical term "
+                          "weights (if its model has them) dense, a float per vocabulary word. It searches as before; "
+                          "rebuild it (learn.index(docs).save(path) or `relcollab index`) for the sparse layout, a "
+                          "fraction of the disk, memory and search time.", stacklevel=2)
+        return cls(ids, vectors, fingerprint=meta.get('fingerprint'), backend=backend, lexical=lexical)
 
 
 def _read_json(path: Path):
-    if not path.is_file(): raise IndexFileError(f"{path}: missing; is {path.parent} a directory written by DocIndex.save?")
-    try:
-        return json.loads(path.read_text(encoding='utf-8'))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise IndexFileError(f"{path}: not valid JSON ({error}). Rebuild the index.") from None
+    return read_json(path, IndexFileError, missing=f"; is {path.parent} a directory written by DocIndex.save?",
+                     corrupt=". Rebuild the index.")
 
 
 def _read_meta(path: Path) -> dict:
     meta = _read_json(path/META_FILE)
     if not isinstance(meta, dict) or not {'format_version', 'dim', 'count'} <= set(meta):
         raise IndexFileError(f"{path/META_FILE}: needs format_version, dim and count. Rebuild the index.")
-    if meta['format_version'] > FORMAT_VERSION:
+    if meta['format_version'] > INDEX_FORMAT_VERSION:
         raise IndexFileError(f"{path/META_FILE}: format version {meta['format_version']} was written by a newer "
-                             f"relcollab (this one reads up to {FORMAT_VERSION}). Upgrade relcollab or rebuild the index.")
+                             f"relcollab (this one reads up to {INDEX_FORMAT_VERSION}). Upgrade relcollab or rebuild the index.")
     return meta
 
 
@@ -231,6 +306,18 @@ def _read_vectors(path: Path, meta: dict) -> np.ndarray:
     if vectors.shape != expected:
         raise IndexFileError(f"{path}: shape {vectors.shape}, but index.json says {expected}. Rebuild the index.")
     return vectors
+
+
+def _read_lexical(path: Path, meta: dict) -> sparse.csr_matrix:
+    if not path.is_file(): raise IndexFileError(f"{path}: missing (index.json says the index has a lexical part); rebuild the index.")
+    try:
+        lexical = sparse.load_npz(path)  # np.load without pickle
+    except (ValueError, EOFError, OSError, KeyError) as error:
+        raise IndexFileError(f"{path}: unreadable or truncated ({error}). Rebuild the index.") from None
+    expected = (meta['count'], meta['lexical_dim'])
+    if lexical.shape != expected:
+        raise IndexFileError(f"{path}: shape {lexical.shape}, but index.json says {expected}. Rebuild the index.")
+    return lexical.tocsr()
 
 
 def docs_frame(docs, id_col='id', text_col='text', source='docs') -> pd.DataFrame:
@@ -262,8 +349,8 @@ def index(self: RelevanceLearner, docs, id_col='id', text_col='text', bs=256, pr
     """
     frame = docs_frame(docs, id_col, text_col, source=source)
     check_doc_ids(frame[id_col].tolist(), labels=frame.index, source=source)
-    vectors = self.encode(frame[text_col].tolist(), side='doc', bs=bs, progress=progress)
-    return DocIndex(frame[id_col].tolist(), vectors, fingerprint=model_fingerprint(self))
+    dense, lexical = self.encode(frame[text_col].tolist(), side='doc', bs=bs, progress=progress, output='both')
+    return DocIndex(frame[id_col].tolist(), dense, fingerprint=model_fingerprint(self), lexical=lexical)
 
 
 def check_fingerprint(learn, index: DocIndex):
@@ -287,9 +374,9 @@ def search(self: RelevanceLearner, queries, index: DocIndex, k=10, bs=256, progr
     (1, 5)
     """
     check_fingerprint(self, index)
-    query_vectors = self.encode(as_text_list(queries)[0], side='query', bs=bs, progress=progress)
-    positions, _ = index.search_positions(query_vectors, k)
-    scores = self.score_vectors(np.repeat(query_vectors, positions.shape[1], axis=0),
-                                index.vectors[positions.reshape(-1)])
-    ids = index._id_array[positions]
-    return SearchResults(ids, np.asarray(scores, dtype=np.float32).reshape(positions.shape))
+    texts = as_text_list(queries)[0]
+    if index.lexical is None:  # dense vectors, or whole ones (an index built before the sparse layout)
+        positions, dots = index.search_positions(self.encode(texts, side='query', bs=bs, progress=progress), k)
+    else:
+        positions, dots = index.search_positions(self.encode(texts, side='query', bs=bs, progress=progress, output='both'), k)
+    return SearchResults(index._id_array[positions], self.score_dots(dots).astype(np.float32))

@@ -163,7 +163,12 @@ class RelevanceHead(Module):
         self.log_lexical_scale = nn.Parameter(torch.tensor([math.log(init_lexical_scale)])) if n_lexical else None
 
     @property
-    def out_features(self) -> int: return self.query_proj[-1].out_features + self.n_lexical
+    def out_features(self) -> int: return self.dense_features + self.n_lexical
+
+    @property
+    def dense_features(self) -> int:
+        "Size of the dense part of each vector (the unit projection); the lexical term weights follow it."
+        return self.query_proj[-1].out_features
 
     def start_from_features(self, start: int, stop: int):
         """Both projections start by passing the pooled features `start:stop` through (into the first dimensions) and
@@ -187,10 +192,17 @@ class RelevanceHead(Module):
 
     def score(self, query_vectors: torch.Tensor, doc_vectors: torch.Tensor) -> torch.Tensor:
         "Scores (bs, 1) of row-aligned projected vectors."
-        return sigmoid_range(self.logits(query_vectors, doc_vectors), *self.y_range)
+        return self.score_dots((query_vectors * doc_vectors).sum(dim=1, keepdim=True))
+
+    def score_dots(self, dots: torch.Tensor) -> torch.Tensor:
+        "Scores on `y_range` from query . doc dot products of any shape: the one map from dot products to scores."
+        return sigmoid_range(self.logits_of_dots(dots), *self.y_range)
+
+    def logits_of_dots(self, dots: torch.Tensor) -> torch.Tensor:
+        return dots * self.log_scale.exp() + self.bias
 
     def logits(self, query_vectors: torch.Tensor, doc_vectors: torch.Tensor) -> torch.Tensor:
-        return (query_vectors * doc_vectors).sum(dim=1, keepdim=True) * self.log_scale.exp() + self.bias
+        return self.logits_of_dots((query_vectors * doc_vectors).sum(dim=1, keepdim=True))
 
 
 class InBatchScores(NamedTuple):
@@ -226,7 +238,7 @@ class RelevanceModel(Module):
         queries, docs = self.encode_query(query_tokens), self.encode_doc(doc_tokens)
         if not (self.training and self.in_batch): return self.head.score(queries, docs)
         similarities = queries @ docs.T
-        logits = similarities * self.head.log_scale.exp() + self.head.bias
+        logits = self.head.logits_of_dots(similarities)
         dense = self.head.out_features - self.head.n_lexical
         dense_similarities = queries[:, :dense] @ docs[:, :dense].T if self.head.n_lexical else None
         return InBatchScores(logits, similarities, same_rows(query_tokens), same_rows(doc_tokens), dense_similarities)

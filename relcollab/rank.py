@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 from fastcore.basics import patch
 
-from .index import DocIndex, docs_frame, exact_search
+from .index import DocIndex, docs_frame, model_fingerprint
 from .learner import RelevanceLearner
 
 __all__ = []  # everything here is a Learner method
@@ -26,12 +26,11 @@ def rank(self: RelevanceLearner, query: str, docs, k=10, id_col='id', text_col='
         results = self.search([query], docs, k=k, bs=bs)
         return _ranked_frame({id_col: results.ids[0]}, results.scores[0])
     frame = docs_frame(docs, id_col, text_col)
-    query_vector = self.encode(query, side='query')
-    doc_vectors = self.encode(frame[text_col].tolist(), side='doc', bs=bs)
-    positions = exact_search(query_vector[None], doc_vectors, k)[0][0]
-    scores = self.score_vectors(query_vector, doc_vectors[positions])
-    hits = frame.iloc[positions]
-    return _ranked_frame({id_col: hits[id_col].to_numpy(), text_col: hits[text_col].to_numpy()}, scores)
+    dense, lexical = self.encode(frame[text_col].tolist(), side='doc', bs=bs, output='both')
+    by_position = DocIndex(range(len(frame)), dense, fingerprint=model_fingerprint(self), lexical=lexical)
+    results = self.search([query], by_position, k=k, bs=bs)
+    hits = frame.iloc[results.ids[0].astype(int)]
+    return _ranked_frame({id_col: hits[id_col].to_numpy(), text_col: hits[text_col].to_numpy()}, results.scores[0])
 
 
 def _ranked_frame(columns: dict, scores) -> pd.DataFrame:

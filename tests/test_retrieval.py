@@ -159,13 +159,14 @@ def test_index_from_a_list_uses_positions_as_ids(trained, docs):
 # ----------------------------------------------------------------- DocIndex files
 def test_save_load_round_trip_gives_identical_results(trained, index, tmp_path):
     index.save(tmp_path/'idx')
-    assert sorted(p.name for p in (tmp_path/'idx').iterdir()) == ['ids.json', 'index.json', 'vectors.npy']
+    assert sorted(p.name for p in (tmp_path/'idx').iterdir()) == ['ids.json', 'index.json', 'lexical.npz', 'vectors.npy']
     meta = json.loads((tmp_path/'idx'/'index.json').read_text())
-    assert meta == {'format_version': 1, 'dim': index.dim, 'count': 60, 'dtype': 'float32',
-                    'fingerprint': model_fingerprint(trained)}
+    assert meta == {'format_version': 2, 'dim': index.dim, 'lexical_dim': len(trained.dls.vocab), 'count': 60,
+                    'dtype': 'float32', 'fingerprint': model_fingerprint(trained)}
     loaded = DocIndex.load(tmp_path/'idx')
     assert loaded.ids == index.ids and loaded.fingerprint == index.fingerprint
     np.testing.assert_array_equal(loaded.vectors, index.vectors)
+    assert (loaded.lexical != index.lexical).nnz == 0
     before, after = trained.search(QUERIES, index, k=7), trained.search(QUERIES, loaded, k=7)
     np.testing.assert_array_equal(before.ids, after.ids)
     np.testing.assert_array_equal(before.scores, after.scores)
@@ -202,7 +203,7 @@ def test_search_refuses_an_index_built_by_another_model(trained, index):
 
 
 def test_an_index_without_fingerprint_searches_with_a_warning(trained, index):
-    anonymous = DocIndex(index.ids, index.vectors)
+    anonymous = DocIndex(index.ids, index.vectors, lexical=index.lexical)
     with pytest.warns(UserWarning, match='no model fingerprint'):
         results = trained.search(QUERIES, anonymous, k=3)
     np.testing.assert_array_equal(results.ids, trained.search(QUERIES, index, k=3).ids)
@@ -277,3 +278,71 @@ def test_encode_does_not_disturb_training_afterwards(pairs_df, tmp_path):
         learn.fit(1, 1e-3)
     assert np.isfinite(learn.encode('wing', side='doc')).all()
     assert all(torch.isfinite(p).all() for p in learn.model.parameters())
+
+
+# ----------------------------------------------------------------- the sparse lexical part
+def test_index_stores_the_lexical_part_sparse_and_ranks_as_whole_vectors(trained, index, docs):
+    whole = trained.encode(docs['text'].tolist(), side='doc')
+    dense, lexical = trained.encode(docs['text'].tolist(), side='doc', output='both')
+    head = trained.model.head
+    assert index.dim == dense.shape[1] == head.dense_features and index.lexical_dim == head.n_lexical
+    np.testing.assert_allclose(index.vectors, whole[:, :index.dim], atol=1e-6)
+    np.testing.assert_allclose(index.lexical.toarray(), whole[:, index.dim:], atol=1e-6)
+    # only the terms a text contains are stored (the synthetic vocabulary has 40 words; each document uses ~16)
+    assert index.lexical.nnz == np.count_nonzero(whole[:, index.dim:]) < whole[:, index.dim:].size / 2
+    queries = trained.encode(QUERIES, side='query')
+    old_layout = DocIndex(index.ids, whole)  # whole vectors, as indexes of format 1 held them
+    np.testing.assert_array_equal(old_layout.search(queries, k=60).ids, index.search(queries, k=60).ids)
+    np.testing.assert_allclose(old_layout.search(queries, k=60).scores, index.search(queries, k=60).scores, atol=1e-5)
+    np.testing.assert_array_equal(trained.search(QUERIES, old_layout, k=10).ids, trained.search(QUERIES, index, k=10).ids)
+
+
+def test_encode_gives_the_dense_part_the_lexical_part_or_both(trained, docs):
+    texts = docs['text'].tolist()[:9]
+    whole = trained.encode(texts, side='query')
+    dense = trained.encode(texts, side='query', output='dense')
+    lexical = trained.encode(texts, side='query', output='lexical')
+    np.testing.assert_allclose(dense, whole[:, :dense.shape[1]], atol=1e-6)
+    np.testing.assert_allclose(lexical.toarray(), whole[:, dense.shape[1]:], atol=1e-6)
+    both = trained.encode(texts[0], side='query', output='both', convert_to='tensor')
+    assert isinstance(both.dense, torch.Tensor) and both.dense.shape == (dense.shape[1],)
+    assert both.lexical.shape == (1, lexical.shape[1])
+    no_lexical = tiny_learner(trained.dls, lexical=False)
+    assert no_lexical.encode(texts, output='both').lexical is None
+    with pytest.raises(ValueError, match='no lexical channel'): no_lexical.encode(texts, output='lexical')
+    with pytest.raises(ValueError, match='output must be one of'): trained.encode(texts, output='sparse')
+
+
+def test_score_dots_is_the_models_map_from_dot_products_to_scores(trained):
+    pairs = make_pairs(6, seed=21)
+    queries, docs = trained.encode(pairs['query'].tolist()), trained.encode(pairs['doc'].tolist(), side='doc')
+    np.testing.assert_allclose(trained.score_dots((queries * docs).sum(axis=1)), trained.score_vectors(queries, docs),
+                               atol=1e-6)
+
+
+def test_an_index_of_format_1_still_searches_and_says_to_rebuild_it(trained, index, tmp_path):
+    whole = np.hstack([index.vectors, index.lexical.toarray()])
+    DocIndex(index.ids, whole, fingerprint=index.fingerprint).save(tmp_path/'old')
+    meta = json.loads((tmp_path/'old'/'index.json').read_text())
+    del meta['lexical_dim']
+    (tmp_path/'old'/'index.json').write_text(json.dumps(dict(meta, format_version=1)))
+    with pytest.warns(UserWarning, match=r'format 1.*rebuild it'): old = DocIndex.load(tmp_path/'old')
+    np.testing.assert_array_equal(trained.search(QUERIES, old, k=5).ids, trained.search(QUERIES, index, k=5).ids)
+
+
+def test_a_missing_or_mismatched_lexical_file_is_a_clear_error(index, tmp_path):
+    index.save(tmp_path/'idx')
+    (tmp_path/'idx'/'lexical.npz').unlink()
+    with pytest.raises(IndexFileError, match=r'lexical\.npz: missing.*rebuild'): DocIndex.load(tmp_path/'idx')
+    import scipy.sparse
+    scipy.sparse.save_npz(tmp_path/'idx'/'lexical.npz', index.lexical[:10])
+    with pytest.raises(IndexFileError, match=r"lexical\.npz: shape \(10, .*index.json says \(60"): DocIndex.load(tmp_path/'idx')
+
+
+def test_raw_search_of_a_lexical_index_needs_both_parts(trained, index):
+    dense, lexical = trained.encode(QUERIES, output='both')
+    np.testing.assert_array_equal(index.search(dense, k=3, query_lexical=lexical).ids,
+                                  index.search(trained.encode(QUERIES), k=3).ids)
+    with pytest.raises(ValueError, match='query_lexical'): index.search(dense, k=3)
+    with pytest.raises(ValueError, match="faiss.*lexical part"): DocIndex(index.ids, index.vectors, lexical=index.lexical,
+                                                                         backend='faiss')
