@@ -1,8 +1,11 @@
 """Files and directories that are either whole or absent: write under a temporary name, flush, rename.
 
-A kill at any moment leaves the previous version (or nothing), never half a file. Used by checkpoints
-(`relcollab.checkpoint`) and the pickle-free model format (`relcollab.pretrained`).
+A kill at any moment leaves the previous version (or nothing), never half a file. Reading them back:
+`file_sha256` (is it the file that was written?) and `read_json` (a clear error when it is missing or damaged).
+Used by checkpoints (`relcollab.checkpoint`), the pickle-free model format (`relcollab.pretrained`) and indexes.
 """
+import hashlib
+import json
 import os
 import shutil
 import uuid
@@ -10,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ['atomic_write', 'atomic_save', 'atomic_directory']
+__all__ = ['atomic_write', 'atomic_save', 'atomic_directory', 'file_sha256', 'read_json']
 
 
 def _temporary_name(path: Path) -> Path:
@@ -74,3 +77,31 @@ def atomic_directory(path, fill) -> Path:
     if old is not None: shutil.rmtree(old, ignore_errors=True)
     _fsync(path.parent)
     return path
+
+
+def file_sha256(path) -> str:
+    """The sha256 hex digest of the bytes of file `path` (read in 1 MiB blocks).
+
+    >>> file_sha256('model/model.safetensors')[:12]  # doctest: +SKIP
+    '5d1f0c2a9e4b'
+    """
+    digest = hashlib.sha256()
+    with open(path, 'rb') as handle:
+        for block in iter(lambda: handle.read(1 << 20), b''): digest.update(block)
+    return digest.hexdigest()
+
+
+def read_json(path, error=ValueError, missing: str = '', corrupt: str = ''):
+    """The JSON value in UTF-8 file `path`. A missing file raises `error(f"{path}: missing{missing}")`; text that
+    is not valid UTF-8 JSON raises `error(f"{path}: not valid JSON (...){corrupt}")`: `missing` and `corrupt`
+    say what to do.
+
+    >>> read_json('index/ids.json', IndexFileError, corrupt='. Rebuild the index.')  # doctest: +SKIP
+    ['d1', 'd2']
+    """
+    path = Path(path)
+    if not path.is_file(): raise error(f"{path}: missing{missing}")
+    try:
+        return json.loads(path.read_text(encoding='utf-8'))
+    except (UnicodeDecodeError, json.JSONDecodeError) as problem:
+        raise error(f"{path}: not valid JSON ({problem}){corrupt}") from None

@@ -24,7 +24,7 @@ import fastai.callback.schedule  # noqa: F401  (fit_one_cycle)
 from fastai.callback.core import Callback
 from fastcore.foundation import L
 
-from .atomic import atomic_save, atomic_write
+from .atomic import atomic_save, atomic_write, file_sha256, read_json
 from .validation import RelevanceDataError
 
 __all__ = ['CheckpointError', 'Stage', 'ulmfit_stages', 'EpochCheckpoint', 'fit_stages', 'load_checkpoint',
@@ -202,10 +202,6 @@ def checkpoint_progress(checkpoint_dir) -> dict | None:
 
 
 # ----------------------------------------------------------------- the language-model stage
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def run_fingerprint(df, corpus=(), *options) -> str:
     "sha256 of a run's data (the rows of `df`, the `corpus` texts) and `options` (anything with a stable repr)."
     digest = hashlib.sha256(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
@@ -217,7 +213,7 @@ def run_fingerprint(df, corpus=(), *options) -> str:
 def mark_lm_done(checkpoint_dir, lm, fingerprint: str):
     "Records (atomically) that the language model of this run is trained and where its encoder is."
     record = {'encoder': str(lm.encoder_path.absolute()), 'encoder_name': lm.encoder_name,
-              'encoder_sha256': _sha256(lm.encoder_path), 'vocab': list(lm.vocab), 'data': fingerprint}
+              'encoder_sha256': file_sha256(lm.encoder_path), 'vocab': list(lm.vocab), 'data': fingerprint}
     atomic_write(Path(checkpoint_dir)/LM_MARKER_FILE, lambda handle: handle.write(json.dumps(record).encode()))
 
 
@@ -226,11 +222,11 @@ def finished_lm(checkpoint_dir, fingerprint: str) -> dict | None:
     else None. A record for other data raises `CheckpointError`."""
     path = Path(checkpoint_dir)/LM_MARKER_FILE
     if not path.exists(): return None
-    try: record = json.loads(path.read_text())
-    except (ValueError, OSError): return None  # unreadable: train the language model again
+    try: record = read_json(path, CheckpointError)
+    except (CheckpointError, OSError): return None  # unreadable: train the language model again
     if record.get('data') != fingerprint:
         raise CheckpointError(f"{path.parent} holds a run on other data or options: resume with the same data "
                               f"and options, or use a new checkpoint directory (or delete this one).")
     encoder = Path(record['encoder'])
-    if not encoder.exists() or _sha256(encoder) != record['encoder_sha256']: return None
+    if not encoder.exists() or file_sha256(encoder) != record['encoder_sha256']: return None
     return record

@@ -31,6 +31,8 @@ from urllib.parse import urlparse
 import numpy as np
 import pandas as pd
 
+from .trec import write_qrels
+
 __all__ = [
     "CRANFIELD_ENV", "CRANFIELD_URL", "CRANFIELD_FILES", "Cranfield", "find_cranfield",
     "load_cranfield", "cranfield_split", "cranfield_triples", "write_cranfield",
@@ -430,6 +432,5 @@ def write_cranfield(data: Cranfield, out_dir: str | os.PathLike) -> dict[str, Pa
     queries = data.queries.rename(columns={"query_id": "id"})[["id", "text"]]
     docs.to_csv(paths["docs"], index=False)
     queries.to_csv(paths["queries"], index=False)
-    judgments = data.qrels[["query_id", "doc_id", "gain"]].itertuples(index=False)
-    paths["qrels"].write_text("".join(f"{q} 0 {d} {g}\n" for q, d, g in judgments))
+    write_qrels(data.qrels.rename(columns={"query_id": "qid", "doc_id": "docid"}), paths["qrels"])
     return paths

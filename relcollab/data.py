@@ -4,12 +4,12 @@ import pandas as pd
 import torch
 from fastai.data.block import DataBlock, TransformBlock
 from fastai.data.core import DataLoaders
-from fastai.data.transforms import ColSplitter, RandomSplitter, RegressionSetup, Transform
+from fastai.data.transforms import ColSplitter, IndexSplitter, RandomSplitter, RegressionSetup, Transform
 from fastai.text.data import Numericalize, SortedDL
 from fastai.torch_core import display_df
 
 from .scores import ScaleScore, score_range_of
-from .text import TextTokenizer, build_vocab
+from .text import DEFAULT_MAX_TOKENS, TextTokenizer, build_vocab
 from .validation import check_triples
 
 __all__ = ['ReadTokens', 'PadPairs', 'RelevanceDL', 'RelevanceDataLoaders', 'pairs_frame']
@@ -124,25 +124,52 @@ class RelevanceDataLoaders(DataLoaders):
 
     @classmethod
     def from_df(cls, df, query_col='query', doc_col='doc', score_col='score', vocab=None, valid_pct=0.2,
-                valid_col=None, bs=64, seed=None, score_range=None, max_tokens=512, path='.', **kwargs):
+                valid_col=None, bs=64, seed=None, score_range=None, max_tokens=DEFAULT_MAX_TOKENS, path='.',
+                check=True, **kwargs):
         """Builds `DataLoaders` from a DataFrame of (query, document, score) rows.
 
         Both texts are tokenized with fastai's rules and numericalized with one vocabulary (`vocab`,
         normally the language model's `dls_lm.vocab`; built from these texts when None). Scores are
-        mapped to [0, 1] by `score_range` (lo, hi) or by the min and max of `df`'s scores.
+        mapped to [0, 1] by `score_range` (lo, hi) or by the min and max of `df`'s scores. `df` is checked
+        with `check_triples` first; `check=False` skips that when the caller has checked it already.
 
         >>> dls = RelevanceDataLoaders.from_df(df, 'query', 'doc', 'score', vocab=dls_lm.vocab)  # doctest: +SKIP
         """
-        check_triples(df, query_col, doc_col, score_col, score_range=score_range)
+        if check: check_triples(df, query_col, doc_col, score_col, score_range=score_range)
         tokenizer = TextTokenizer(max_tokens)
         prepared = with_cached_tokens(df, [query_col, doc_col], tokenizer)
         prepared[score_col] = pd.to_numeric(prepared[score_col]).astype('float32')
         if vocab is None:
             vocab = build_vocab(prepared[query_col + TOKENS_SUFFIX].tolist() + prepared[doc_col + TOKENS_SUFFIX].tolist())
-        lo, hi = score_range_of(prepared[score_col], score_range)
-        dblock = relevance_block(query_col, doc_col, score_col, vocab, tokenizer, (lo, hi), valid_pct, valid_col, seed)
+        score_range = score_range_of(prepared[score_col], score_range)
+        splitter = ColSplitter(valid_col) if valid_col is not None else RandomSplitter(valid_pct, seed=seed)
+        dblock = relevance_block(query_col, doc_col, score_col, vocab, tokenizer, score_range, splitter)
+        return cls._from_block(dblock, prepared, bs, path, **kwargs)
+
+    @classmethod
+    def for_inference(cls, vocab, score_range, query_col='query', doc_col='doc', score_col='score',
+                      max_tokens=DEFAULT_MAX_TOKENS, bs=64, path='.', **kwargs):
+        """Empty `RelevanceDataLoaders` for a trained model: no rows, only what `test_dl`, `predict`, `score_pairs`
+        and `encode` need: the tokenizer, `vocab`, the scaler of the model's `score_range` (lo, hi), the columns.
+
+        fastai's loaders learn the types of a batch (to decode it) from one item, so a probe row (empty texts at
+        the lowest score) passes once through each loader, and `new_empty` then drops it.
+
+        >>> dls = RelevanceDataLoaders.for_inference(learn.dls.vocab, (0, 3))  # doctest: +SKIP
+        >>> dls.test_dl([('wings', 'a wing study')]).n  # doctest: +SKIP
+        1
+        """
+        lo, hi = score_range_of((), score_range)
+        probe = pd.DataFrame({query_col: ['', ''], doc_col: ['', ''], score_col: [lo, lo]})  # train, valid
+        dblock = relevance_block(query_col, doc_col, score_col, vocab, TextTokenizer(max_tokens), (lo, hi),
+                                 IndexSplitter([1]))
+        return cls._from_block(dblock, probe, bs, path, **kwargs).new_empty()
+
+    @classmethod
+    def _from_block(cls, dblock, items, bs, path, **kwargs):
+        "`dblock.dataloaders(items)` as `RelevanceDataLoaders`."
         kwargs.setdefault('num_workers', 0)  # batches are cheap: worker processes only steal the model's cores
-        dls = dblock.dataloaders(prepared, path=path, bs=bs, **kwargs)
+        dls = dblock.dataloaders(items, path=path, bs=bs, **kwargs)
         return cls(*dls.loaders, path=dls.path, device=dls.device)
 
 
@@ -153,12 +180,11 @@ def with_cached_tokens(df: pd.DataFrame, cols, tokenizer: TextTokenizer) -> pd.D
     return out
 
 
-def relevance_block(query_col, doc_col, score_col, vocab, tokenizer, score_range, valid_pct, valid_col, seed):
+def relevance_block(query_col, doc_col, score_col, vocab, tokenizer, score_range, splitter):
     "The `DataBlock`: two text fields sharing `vocab`, per-field padding, a [0, 1] regression target."
     pad_idx = vocab.index('xxpad') if 'xxpad' in vocab else 1
     text_block = TransformBlock(type_tfms=Numericalize(vocab=vocab), dl_type=RelevanceDL,
                                 dls_kwargs={'before_batch': PadPairs(pad_idx), 'sort_func': doc_length})
-    splitter = ColSplitter(valid_col) if valid_col is not None else RandomSplitter(valid_pct, seed=seed)
     score_block = TransformBlock(type_tfms=[RegressionSetup(c=1), ScaleScore(*score_range)])
     return DataBlock(blocks=(text_block, TransformBlock(type_tfms=Numericalize(vocab=vocab)), score_block),
                      n_inp=2, splitter=splitter,

@@ -2,9 +2,9 @@
 import time
 
 import numpy as np
-from scipy.stats import spearmanr
 
 from .cranfield import cranfield_split, cranfield_triples, load_cranfield
+from .evaluate import pair_rmse, pair_spearman
 from .recipe import stage, train_relevance_model
 
 __all__ = ['DEMO', 'validation_report', 'run_demo']
@@ -23,10 +23,8 @@ def validation_report(learn, df, score_col='score', train_mean=None) -> dict:
     truth = df[score_col].to_numpy(dtype=np.float64)
     predicted = learn.score_pairs(df).astype(np.float64)
     if train_mean is None: train_mean = truth.mean()
-    return {'rmse': float(np.sqrt(np.mean((predicted - truth) ** 2))),
-            'spearman': float(spearmanr(predicted, truth).statistic),
-            'mean_rmse': float(np.sqrt(np.mean((train_mean - truth) ** 2))), 'n': len(df),
-            'predicted': predicted}
+    return {'rmse': pair_rmse(predicted, truth), 'spearman': pair_spearman(predicted, truth),
+            'mean_rmse': pair_rmse(train_mean, truth), 'n': len(df), 'predicted': predicted}
 
 
 def _print_examples(df, predicted, n_queries=3, seed=0):

@@ -13,8 +13,8 @@ import numpy as np
 import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
-from scipy.stats import spearmanr
 
+from .evaluate import pair_rmse, pair_spearman
 from .learner import _PREDICT_LOCK, RelevanceLearner
 
 __all__ = ['RelevanceInterpretation', 'score_groups', 'ndcg_of_order']
@@ -54,15 +54,6 @@ def ndcg_of_order(predicted, gains) -> float:
     ideal = float(np.sort(gains)[::-1] @ discounts)
     if ideal <= 0: return float('nan')
     return float(gains[np.argsort(-predicted, kind='stable')] @ discounts) / ideal
-
-
-def _spearman(a, b) -> float:
-    "Spearman's rank correlation; NaN (without scipy's warning) for fewer than 2 pairs or a constant side."
-    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0: return float('nan')
-    return float(spearmanr(a, b).statistic)
-
-
-def _rmse(a, b) -> float: return float(np.sqrt(np.mean((np.asarray(a) - np.asarray(b)) ** 2)))
 
 
 def _new_figure(figsize) -> tuple:
@@ -126,10 +117,10 @@ class RelevanceInterpretation:
     def __len__(self): return len(self.pairs)
 
     @property
-    def rmse(self) -> float: return _rmse(self.pairs['predicted'], self.pairs['true'])
+    def rmse(self) -> float: return pair_rmse(self.pairs['predicted'], self.pairs['true'])
 
     @property
-    def spearman(self) -> float: return _spearman(self.pairs['predicted'].to_numpy(), self.pairs['true'].to_numpy())
+    def spearman(self) -> float: return pair_spearman(self.pairs['predicted'], self.pairs['true'])
 
     def top_losses(self, k: int | None = None, largest: bool = True) -> pd.DataFrame:
         """The `k` pairs with the largest (`largest=False`: smallest) loss, sorted by loss; all pairs when k is None.
@@ -154,8 +145,8 @@ class RelevanceInterpretation:
         """
         keys = self.pairs['query'] if by is None else self._item_column(by)
         lo = self.score_range[0]
-        rows = {key: {'n': len(group), 'rmse': _rmse(group['predicted'], group['true']),
-                      'spearman': _spearman(group['predicted'].to_numpy(), group['true'].to_numpy()),
+        rows = {key: {'n': len(group), 'rmse': pair_rmse(group['predicted'], group['true']),
+                      'spearman': pair_spearman(group['predicted'], group['true']),
                       'ndcg': ndcg_of_order(group['predicted'], group['true'] - lo)}
                 for key, group in self.pairs.groupby(keys.to_numpy(), sort=True)}
         frame = pd.DataFrame.from_dict(rows, orient='index')

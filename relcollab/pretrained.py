@@ -11,12 +11,10 @@ a temporary name and renamed into place, so it is either complete or absent. Loa
 version, the checksum and every tensor's shape before using anything. `learn.export` / `load_learner` (pickle)
 stay for fastai users; use this format for files that come from elsewhere.
 """
-import hashlib
 import json
 import shutil
 from pathlib import Path
 
-import pandas as pd
 from fastai.losses import MSELossFlat
 from fastai.metrics import SpearmanCorrCoef, rmse
 from fastai.torch_core import default_device
@@ -25,15 +23,17 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_model as load_safetensors_model
 from safetensors.torch import save_file
 
-from .atomic import atomic_directory
+from .atomic import atomic_directory, file_sha256, read_json
 from .data import RelevanceDataLoaders
 from .learner import RelevanceLearner
 from .model import get_relevance_model, relevance_split
 from .validation import RelevanceDataError
 
-__all__ = ['FORMAT_VERSION', 'PretrainedFormatError', 'load_pretrained', 'is_pretrained_dir', 'check_save_target']
+__all__ = ['MODEL_FORMAT_VERSION', 'FORMAT_VERSION', 'PretrainedFormatError', 'load_pretrained', 'is_pretrained_dir',
+           'check_save_target']
 
-FORMAT_VERSION = 1
+MODEL_FORMAT_VERSION = 1  # of config.json + vocab.json + model.safetensors (indexes: INDEX_FORMAT_VERSION)
+FORMAT_VERSION = MODEL_FORMAT_VERSION  # its older name, kept (relcollab.all's FORMAT_VERSION is this one)
 WEIGHTS_FILE, CONFIG_FILE, VOCAB_FILE = 'model.safetensors', 'config.json', 'vocab.json'
 CONFIG_KEYS = ('format_version', 'hparams', 'tokenizer', 'score_range', 'columns', 'weights_sha256')
 
@@ -55,20 +55,13 @@ def check_save_target(path) -> Path:
     return path
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as handle:
-        for block in iter(lambda: handle.read(1 << 20), b''): digest.update(block)
-    return digest.hexdigest()
-
-
 def model_config(learn) -> dict:
     "What `load_pretrained` needs besides the weights and the vocabulary (JSON-able)."
     from . import __version__
     dls, model = learn.dls, learn.model
     if not hasattr(model, 'hparams'):
         raise TypeError("save_pretrained needs a model built by get_relevance_model (it records model.hparams).")
-    return {'format_version': FORMAT_VERSION, 'relcollab_version': __version__, 'hparams': model.hparams,
+    return {'format_version': MODEL_FORMAT_VERSION, 'relcollab_version': __version__, 'hparams': model.hparams,
             'tokenizer': {'max_tokens': dls.tokenizer.max_tokens},
             'score_range': [dls.score_scaler.lo, dls.score_scaler.hi],
             'columns': {'query': dls.query_col, 'doc': dls.doc_col, 'score': dls.score_col},
@@ -104,7 +97,7 @@ def save_pretrained(self: RelevanceLearner, path) -> Path:
 
     def fill(directory: Path):
         save_file(unique_tensors(self.model), str(directory/WEIGHTS_FILE), metadata={'format': 'pt'})
-        config['weights_sha256'] = _sha256(directory/WEIGHTS_FILE)
+        config['weights_sha256'] = file_sha256(directory/WEIGHTS_FILE)
         (directory/VOCAB_FILE).write_text(json.dumps(list(self.dls.vocab), ensure_ascii=False), encoding='utf-8')
         (directory/CONFIG_FILE).write_text(json.dumps(config, indent=1), encoding='utf-8')
         shutil.copymode(directory/CONFIG_FILE, directory/WEIGHTS_FILE)  # safetensors writes 0600; use the usual mode
@@ -112,14 +105,10 @@ def save_pretrained(self: RelevanceLearner, path) -> Path:
 
 
 def _read_json(path: Path, what: str):
-    if not path.is_file():
-        raise PretrainedFormatError(f"{path}: missing. Is {path.parent} a directory written by learn.save_pretrained "
-                                    f"(or `relcollab fit --pretrained`)? It needs {CONFIG_FILE}, {VOCAB_FILE} and {WEIGHTS_FILE}.")
-    try:
-        return json.loads(path.read_text(encoding='utf-8'))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise PretrainedFormatError(f"{path}: not valid JSON ({error}): the {what} is truncated or corrupted; "
-                                    "copy the directory again or save it again.") from None
+    return read_json(path, PretrainedFormatError,
+                     missing=f". Is {path.parent} a directory written by learn.save_pretrained (or `relcollab fit "
+                             f"--pretrained`)? It needs {CONFIG_FILE}, {VOCAB_FILE} and {WEIGHTS_FILE}.",
+                     corrupt=f": the {what} is truncated or corrupted; copy the directory again or save it again.")
 
 
 def read_config(path) -> dict:
@@ -132,10 +121,10 @@ def read_config(path) -> dict:
     version = config['format_version']
     if not isinstance(version, int) or version < 1:
         raise PretrainedFormatError(f"{path/CONFIG_FILE}: format_version must be a positive integer, got {version!r}.")
-    if version > FORMAT_VERSION:
+    if version > MODEL_FORMAT_VERSION:
         raise PretrainedFormatError(
             f"{path}: saved in model format {version} by relcollab {config.get('relcollab_version', '?')}; this "
-            f"relcollab reads format {FORMAT_VERSION} at most. Upgrade relcollab (pip install -U relcollab).")
+            f"relcollab reads format {MODEL_FORMAT_VERSION} at most. Upgrade relcollab (pip install -U relcollab).")
     return config
 
 
@@ -160,7 +149,7 @@ def _check_weights(path: Path, model, expected_sha: str):
     "The weights file is the one config.json describes, and every tensor in it fits `model`."
     weights = path/WEIGHTS_FILE
     if not weights.is_file(): raise PretrainedFormatError(f"{weights}: missing; save the model again.")
-    if _sha256(weights) != expected_sha:
+    if file_sha256(weights) != expected_sha:
         raise PretrainedFormatError(f"{weights}: its sha256 is not the one in {CONFIG_FILE}: the file is truncated "
                                     "or corrupted (or was replaced). Copy the directory again or save it again.")
     own = model.state_dict()
@@ -179,12 +168,10 @@ def _check_weights(path: Path, model, expected_sha: str):
 
 def pretrained_dataloaders(config: dict, vocab: list, path='.') -> RelevanceDataLoaders:
     "Empty `RelevanceDataLoaders` with the saved vocabulary, tokenizer, score range and columns (for `test_dl`)."
-    columns, (lo, hi) = config['columns'], config['score_range']
-    seed_rows = pd.DataFrame({columns['query']: ['', ''], columns['doc']: ['', ' '], columns['score']: [lo, hi]})
-    dls = RelevanceDataLoaders.from_df(seed_rows, columns['query'], columns['doc'], columns['score'], vocab=vocab,
-                                       valid_pct=0.5, seed=0, score_range=(lo, hi), bs=config.get('bs', 64),
-                                       max_tokens=config['tokenizer']['max_tokens'], path=path)
-    return dls.new_empty()
+    columns = config['columns']
+    return RelevanceDataLoaders.for_inference(vocab, config['score_range'], columns['query'], columns['doc'],
+                                              columns['score'], max_tokens=config['tokenizer']['max_tokens'],
+                                              bs=config.get('bs', 64), path=path)
 
 
 def load_pretrained(path, cpu=True) -> RelevanceLearner:

@@ -230,3 +230,10 @@ def test_sigkill_mid_training_then_resume_loses_at_most_one_epoch(tmp_path):
     assert epochs_begun(tmp_path/'run2.log') == EPOCHS - checkpointed
     assert hashlib.sha256(checkpoint.read_bytes()).hexdigest() != digest  # training went on from it
     assert weights_sha(killed) == weights_sha(reference)  # exactly the uninterrupted run's model
+
+
+def test_an_unreadable_language_model_record_means_training_it_again(tmp_path):
+    (tmp_path/'lm.json').write_text('{"data": "abc", "enc')  # cut short
+    assert finished_lm(tmp_path, 'abc') is None
+    (tmp_path/'lm.json').write_bytes(b'\xff\xfe{}')  # not UTF-8
+    assert finished_lm(tmp_path, 'abc') is None

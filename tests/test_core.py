@@ -262,6 +262,27 @@ def test_building_dataloaders_does_not_touch_the_callers_frame(pairs_df, tmp_pat
     assert_frame_equal(df, untouched)
 
 
+def test_from_df_checks_the_frame_unless_told_it_is_checked(pairs_df, tmp_path, monkeypatch):
+    import relcollab.data as data
+    calls = []
+    monkeypatch.setattr(data, 'check_triples', lambda *args, **kwargs: calls.append(args))
+    RelevanceDataLoaders.from_df(pairs_df.iloc[:40], bs=16, seed=0, path=tmp_path)
+    RelevanceDataLoaders.from_df(pairs_df.iloc[:40], bs=16, seed=0, path=tmp_path, check=False)
+    assert len(calls) == 1
+
+
+def test_inference_dataloaders_hold_no_rows_and_batch_like_the_training_ones(trained):
+    pairs = [('wing heat', 'heat flow over a slab'), ('mach', '')]
+    dls = RelevanceDataLoaders.for_inference(trained.dls.vocab, (0, 3), bs=16)
+    assert len(dls.train_ds) == len(dls.valid_ds) == 0
+    assert (dls.query_col, dls.doc_col, dls.score_col, dls.vocab) == ('query', 'doc', 'score', trained.dls.vocab)
+    assert (dls.score_scaler.lo, dls.score_scaler.hi, dls.tokenizer.max_tokens) == (0.0, 3.0, 512)
+    for ours, theirs in zip(dls.test_dl(pairs).one_batch(), trained.dls.test_dl(pairs).one_batch()):
+        assert type(ours) is type(theirs) and torch.equal(ours, theirs)
+    with pytest.raises(ValueError, match='score_range'):
+        RelevanceDataLoaders.for_inference(trained.dls.vocab, (3, 3))
+
+
 # ----------------------------------------------------------------- 8. show_batch / show_results
 def test_show_batch_returns_a_query_document_score_table(trained, pairs_df):
     table = trained.dls.show_batch(show=False)
