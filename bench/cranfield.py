@@ -7,12 +7,16 @@ all 1400 documents ranked per query; gain = 5 - code, unjudged = 0; nDCG@10 (gra
 (any judged document relevant), averaged over the test queries with judgments (trec_eval's convention).
 
     python bench/cranfield.py [--fold K] [--quick] [--json PATH] [--variants NAME ...] [--teacher DIR_OR_NAME]
+                              [--self-supervised crops|dropout|ict]
 
 `--variants` trains several relcollab recipes on one language model and prints an ablation table
 (names in VARIANTS below); the first one is the `relcollab` row. `--teacher all-MiniLM-L6-v2` (or a model
 directory) trains each variant a second time with the teacher (`relcollab.distill`) and adds the teacher
 zero-shot and BM25 + teacher rows; its vectors are cached in $RELCOLLAB_TEACHER_CACHE (default
-~/.cache/relcollab/teacher). Lexical variants also get a row for their dense part alone. `--quick` with
+~/.cache/relcollab/teacher). `--self-supervised VIEWS` adds the self-supervised objective on the dense vectors
+(`relcollab.self_supervised`) to every variant's training; every relcollab row and fusion then names it
+(`relcollab (self-supervised crops)`, ...) and the JSON records it, so runs with and without it compare side by
+side. Lexical variants also get a row for their dense part alone. `--quick` with
 `--variants default dense-only --teacher all-MiniLM-L6-v2` took 9 minutes on an idle 2-core AMD EPYC. On 2 CPU cores `--quick` (LM 2 epochs,
 relevance 3) took 6.4 minutes, the full run with two variants about 50 (both on a machine shared with other jobs);
 alone on an idle machine, `--quick` with two variants took 7.7 minutes and the full run with two variants 16.
@@ -42,6 +46,7 @@ from relcollab.index import top_k, SearchResults
 from relcollab.learner import relevance_learner
 from relcollab.lm import language_model_stage
 from relcollab.recipe import fine_tune_relevance, with_pseudo_queries
+from relcollab.self_supervised import VIEWS as SELF_SUPERVISED_VIEWS, SelfSupervised
 from relcollab.trec import run_frame
 
 DATA = os.environ.get('RELCOLLAB_CRANFIELD', str(Path(__file__).resolve().parents[2]/'shared'/'data'/'cranfield'))
@@ -108,9 +113,10 @@ def bm25_negatives(data, triples, per_judged: int, depth: int = 30, seed: int = 
 
 def train_relcollab(data, fit_ids, valid_ids, lm, workdir: Path, in_batch=True, pseudo=4, epochs=4, bs=32,
                     lr=1e-2, negatives=1, hard_negatives=0, seed=0, size='small', judged=True, teacher=None,
-                    **model_kwargs):
+                    self_supervised=None, **model_kwargs):
     """The recipe on the training queries' judgments (`judged=False`: none, only the documents' pseudo-queries;
-    the validation queries' pairs stay for fastai's validation metrics), with a `teacher` if given."""
+    the validation queries' pairs stay for fastai's validation metrics), with a `teacher` if given and the
+    `self_supervised` views (`relcollab.self_supervised.SelfSupervised`) if given."""
     triples = cranfield_triples(data, query_ids=fit_ids + valid_ids, negatives=negatives, seed=seed)
     triples['is_valid'] = triples['query_id'].isin(valid_ids)
     if not judged: triples = triples[triples['is_valid']]
@@ -122,6 +128,7 @@ def train_relcollab(data, fit_ids, valid_ids, lm, workdir: Path, in_batch=True, 
                                        seed=seed, path=workdir)
     cbs = [] if teacher is None else [distillation_callback(teacher, dls, cache_dir=TEACHER_CACHE)]
     if cbs: model_kwargs.setdefault('proj_sz', cbs[0].vectors.dim)
+    if self_supervised is not None: cbs.append(SelfSupervised(self_supervised))
     learn = relevance_learner(dls, config=relevance_config(size), in_batch=in_batch, path=workdir, **model_kwargs)
     learn.load_encoder(lm.encoder_name)
     with learn.added_cbs(cbs): fine_tune_relevance(learn, epochs=epochs, lr=lr)
@@ -179,6 +186,9 @@ def main(argv=None):
     parser.add_argument('--teacher', default=None, metavar='DIR_OR_NAME',
                         help='also train every variant with this sentence-transformers teacher (e.g. all-MiniLM-L6-v2, '
                              'relcollab[teacher]), and add the teacher zero-shot and BM25 + teacher rows')
+    parser.add_argument('--self-supervised', default=None, choices=SELF_SUPERVISED_VIEWS, metavar='VIEWS',
+                        help='add the self-supervised objective on the dense vectors to every variant\'s training: '
+                             'crops (Contriever), dropout (SimCSE) or ict (inverse cloze); the rows name it')
     args = parser.parse_args(argv)
     warnings.simplefilter('ignore')
     lm_epochs = args.lm_epochs or (2 if args.quick else 6)
@@ -228,14 +238,16 @@ def main(argv=None):
                   f"{float(lms[wv is not None].learn.recorder.values[-1][-1]):.1f}, {lm_seconds[wv is not None]:.0f} s", flush=True)
         teachers = ([None] if not (args.teacher and args.only_teacher) else []) + ([teacher] if args.teacher else [])
         runs = [(name, t, wv) for wv in lms for t in teachers for name in args.variants]
+        ssl = f', self-supervised {args.self_supervised}' if args.self_supervised else ''
+        first_row = f'relcollab (self-supervised {args.self_supervised})' if args.self_supervised else 'relcollab'
         for i, (name, with_teacher, wv) in enumerate(runs):
             start = time.time()
             extra = dict(pool_embeddings='idf') if wv else {}
             learn = train_relcollab(data, fit_ids, valid_ids, lms[wv], Path(workdir), epochs=epochs, teacher=with_teacher,
-                                    **VARIANTS[name], **extra)
+                                    self_supervised=args.self_supervised, **VARIANTS[name], **extra)
             train_seconds = time.time() - start
-            label = name + (', teacher' if with_teacher is not None else '') + (', word vectors' if wv else '')
-            row = 'relcollab' if i == 0 else f'relcollab ({label})'
+            label = name + (', teacher' if with_teacher is not None else '') + (', word vectors' if wv else '') + ssl
+            row = first_row if i == 0 else f'relcollab ({label})'
             scores = {split: relcollab_scores(learn, docs, q) for split, q in (('valid', valid_q), ('test', test_q))}
             parts = [(row, None)] + ([(f'{row}: its dense part alone', dense_size(learn))] if learn.model.head.n_lexical else [])
             for part_row, size in parts:
@@ -247,24 +259,27 @@ def main(argv=None):
                 print(f"{part_row}: test {metrics}, valid ndcg@10 {valid_metrics['ndcg@10']:.3f}, {train_seconds:.0f} s", flush=True)
                 if size is None:
                     fusions, _ = best_fusion((valid_run, bm25_valid), (test_run, bm25_test), qrels,
-                                             name='relcollab' if i == 0 else label)
+                                             name=first_row if i == 0 else label)
                     for fname, fmetrics in fusions.items():
+                        if ssl and fname.startswith('fusion: reciprocal'): fname = f'{fname} with {first_row}'
                         if i == 0 or fname.startswith('fusion: min-max'):
                             table[fname], seconds[fname] = fmetrics, seconds[row] + seconds['bm25']
 
     print(f"\nCranfield fold {args.fold}: {len(test_ids)} test queries, {len(valid_ids)} validation, "
-          f"{len(fit_ids)} training; LM {lm_epochs} epochs, relevance {epochs} epochs{' (quick)' if args.quick else ''}\n")
+          f"{len(fit_ids)} training; LM {lm_epochs} epochs, relevance {epochs} epochs{' (quick)' if args.quick else ''}"
+          f"{f'; self-supervised: {args.self_supervised}' if args.self_supervised else ''}\n")
     print('| method | nDCG@10 | MAP | R@100 | training seconds |')
     print('|---|---|---|---|---|')
     for name, m in table.items():
         print(f"| {name} | {m['ndcg@10']:.3f} | {m['map']:.3f} | {m['recall@100']:.3f} | {seconds[name]:.0f} |")
     if args.json:
         fusion_name = next(n for n in table if n.startswith('fusion: min-max'))
-        names = {'relcollab': 'relcollab', 'bm25': 'bm25', 'tfidf': 'tfidf', 'fusion': fusion_name}
+        names = {'relcollab': first_row, 'bm25': 'bm25', 'tfidf': 'tfidf', 'fusion': fusion_name}
         methods = {key: {**{m: float(table[n][m]) for m in METRICS}, 'seconds': round(seconds[n], 1)} for key, n in names.items()}
         methods.update({n: {**{m: float(table[n][m]) for m in METRICS}, 'seconds': round(seconds[n], 1)}
                         for n in table if n not in names.values()})
-        args.json.write_text(json.dumps({'fold': args.fold, 'methods': methods}, indent=1))
+        args.json.write_text(json.dumps({'fold': args.fold, 'self_supervised': args.self_supervised, 'methods': methods},
+                                        indent=1))
 
 
 if __name__ == '__main__':

@@ -25,6 +25,7 @@ from .pretrained import *  # noqa: F401,F403  (learn.save_pretrained, load_pretr
 from .rank import *  # noqa: F401,F403  (learn.rank)
 from .recipe import *  # noqa: F401,F403
 from .scores import *  # noqa: F401,F403
+from .self_supervised import *  # noqa: F401,F403  (SelfSupervised: crops, dropout, inverse cloze)
 from .teacher import *  # noqa: F401,F403  (load_teacher, teacher_embeddings; sentence-transformers only when used)
 from .text import *  # noqa: F401,F403
 from .trec import *  # noqa: F401,F403

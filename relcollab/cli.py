@@ -76,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "GloVe/word2vec/fastText text file, or a sentence-transformers model (e.g. all-MiniLM-L6-v2) "
                           "whose encoding of each word becomes its vector; several side by side; the towers then also "
                           "pool idf-weighted word embeddings")
+    fit.add_argument('--self-supervised', choices=('crops', 'dropout', 'ict'), default=None,
+                     help='also train the dense vectors on views of each batch\'s own texts (relcollab.self_supervised): '
+                          'two crops of a document (Contriever), two dropout masks (SimCSE) or a span against the '
+                          'rest of its document (inverse cloze); for documents without judgments')
     fit.add_argument('--teacher-cache', type=Path, metavar='DIR',
                      help="where the teacher's vectors of the training texts are kept (default: ./teacher_cache)")
     fit.add_argument('--checkpoint-dir', type=Path, metavar='DIR',
@@ -136,7 +140,7 @@ def run_fit(args):
     learn = train(size=args.size, lm_epochs=args.lm_epochs, epochs=args.epochs, bs=args.bs, seed=args.seed,
                   checkpoint_dir=args.checkpoint_dir, resume=args.resume, pseudo_per_doc=args.pseudo_per_doc,
                   lexical=not args.no_lexical, teacher=args.teacher, teacher_cache=args.teacher_cache,
-                  word_vectors=_one_or_list(args.word_vectors))
+                  word_vectors=_one_or_list(args.word_vectors), self_supervised=args.self_supervised)
     if args.out is not None:
         learn.export(args.out.absolute())
         print(f"relcollab: exported the learner to {args.out}")

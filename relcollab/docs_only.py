@@ -98,10 +98,13 @@ def train_from_documents(docs, text_col='text', pseudo_per_doc=4, negatives=1, v
     documents at 0, scores in [0, 1], the pseudo-queries of `valid_pct` of the documents held out.
 
     `docs` is a list of texts or a DataFrame with `text_col`. The language model reads every document plus
-    `corpus`; every other keyword (`size`, `lm_epochs`, `epochs`, `bs`, `teacher`, `word_vectors`, `path`,
-    `checkpoint_dir`, ...) goes to `train_relevance_model`.
+    `corpus`; every other keyword (`size`, `lm_epochs`, `epochs`, `bs`, `teacher`, `word_vectors`,
+    `self_supervised`, `path`, `checkpoint_dir`, ...) goes to `train_relevance_model`. `self_supervised='crops'`
+    (or `'dropout'`, `'ict'`) adds a self-supervised objective on the dense vectors (`relcollab.self_supervised`),
+    made for exactly this case: documents and no judgments.
 
     >>> learn = train_from_documents(read_documents('corpus.jsonl'), lm_epochs=3, epochs=3)  # doctest: +SKIP
+    >>> learn = train_from_documents(docs, self_supervised='crops')  # doctest: +SKIP
     """
     if isinstance(docs, pd.DataFrame):
         check_columns(docs, {'text_col': text_col}, source=kwargs.get('source', 'docs'))

@@ -14,6 +14,7 @@ from .distill import distillation_callback
 from .learner import RelevanceLearner, relevance_learner
 from .lm import language_model_stage
 from .pseudo import pseudo_queries
+from .self_supervised import as_self_supervised
 from .teacher import load_teacher
 from .validation import check_triples
 
@@ -23,7 +24,7 @@ __all__ = ['query_split', 'with_pseudo_queries', 'fine_tune_relevance', 'train_r
 def query_split(df: pd.DataFrame, query_col='query', valid_pct=0.2, seed=0) -> pd.Series:
     """A boolean `is_valid` column that holds out whole queries, so validation measures unseen queries.
 
-    >>> query_split(pd.DataFrame({'query': list('aabbccddee')}), valid_pct=0.2).sum()
+    >>> int(query_split(pd.DataFrame({'query': list('aabbccddee')}), valid_pct=0.2).sum())
     2
     """
     queries = pd.unique(df[query_col])
@@ -64,7 +65,7 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
                           lr=1e-2, pretrained=None, path='.', source='data', checkpoint_dir=None,
                           resume=False, pseudo_per_doc=4, in_batch=True, lexical=True, teacher=None,
                           teacher_cache=None, proj_sz=None, drop_mult=1., word_vectors=None,
-                          pool_embeddings=None) -> RelevanceLearner:
+                          pool_embeddings=None, self_supervised=None) -> RelevanceLearner:
     """Checks `df`, trains the LM on every query, document and `corpus` text, then the relevance model.
 
     Validation holds out `valid_pct` of the distinct queries (or uses the boolean `valid_col`). The language
@@ -90,10 +91,17 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
     its dense features, and the dense vectors start as it (`relcollab.model.EmbeddingPool`): the words' meaning
     is in the dense vectors before any relevance training.
 
+    `self_supervised` adds a self-supervised objective on the dense vectors while the towers train
+    (`relcollab.self_supervised.SelfSupervised`): None (off), `'crops'` (two random crops of each document),
+    `'dropout'` (each text twice, with different dropout) or `'ict'` (a span against the rest of its document),
+    or a `SelfSupervised` callback (for its `weight`, `temperature`, crop sizes).
+
     >>> learn = train_relevance_model(triples, size='small', lm_epochs=3, epochs=3)  # doctest: +SKIP
+    >>> learn = train_relevance_model(triples, self_supervised='crops')  # doctest: +SKIP
     >>> learn = train_relevance_model(triples, teacher='all-MiniLM-L6-v2')  # relcollab[teacher]  # doctest: +SKIP
     """
     check_triples(df, query_col, doc_col, score_col, score_range=score_range, source=source)
+    self_supervised = as_self_supervised(self_supervised)  # fails now, before any training, if it is not one
     if pool_embeddings is None: pool_embeddings = 'idf' if word_vectors is not None else False
     if valid_col is None:
         df = df.assign(is_valid=query_split(df, query_col, valid_pct, seed))
@@ -119,12 +127,15 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
     set_seed(seed, reproducible=True)
     rows = with_pseudo_queries(df, query_col, doc_col, score_col, valid_col, pseudo_per_doc, score_range, seed, corpus)
     dls = RelevanceDataLoaders.from_df(rows, query_col, doc_col, score_col, vocab=lm['vocab'], valid_col=valid_col,
-                                       bs=bs, seed=seed, score_range=score_range, path=path)
+                                       bs=bs, seed=seed, score_range=score_range, path=path, check=False)  # checked above
     cbs = []
     if teacher is not None:
         with stage('teacher vectors'):
             cbs.append(distillation_callback(teacher, dls, cache))
     if proj_sz is None: proj_sz = cbs[0].vectors.dim if cbs else 256
+    if self_supervised is not None:
+        cbs.append(self_supervised)
+        print(f"relcollab: the dense vectors also learn from self-supervised views ({self_supervised.views})", flush=True)
     learn = relevance_learner(dls, config=relevance_config(size), in_batch=in_batch, lexical=lexical, proj_sz=proj_sz,
                               drop_mult=drop_mult, pool_embeddings=pool_embeddings)
     learn.load_encoder(lm['encoder_name'])

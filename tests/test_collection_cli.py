@@ -175,9 +175,11 @@ def test_read_documents_reads_a_beir_folder_its_corpus_and_a_table(beir, tmp_pat
 
 
 def test_fit_docs_trains_from_documents_alone(beir, tmp_path):
-    result = run_fit_tiny("--docs", beir, "--out", "docs.pkl", "--pseudo-per-doc", 1, *TINY_FIT, cwd=tmp_path)
+    result = run_fit_tiny("--docs", beir, "--out", "docs.pkl", "--pseudo-per-doc", 1, "--self-supervised", "crops",
+                          *TINY_FIT, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "40 documents from" in result.stdout and (tmp_path/"docs.pkl").stat().st_size > 0
+    assert "self-supervised views (crops)" in result.stdout
     from relcollab.retrieval_cli import load_model
     learn = load_model(tmp_path/"docs.pkl")
     assert (learn.dls.score_scaler.lo, learn.dls.score_scaler.hi) == (0, 1)
