@@ -240,10 +240,11 @@ def score_matrix(learn, query_vectors, doc_vectors) -> np.ndarray:
 
 def bf16_deviation(learn, cran, docs_fp32, docs_bf16) -> dict:
     "How far bf16 autocast moves the scores of every (Cranfield query, document) pair, and the top 10s."
+    from relcollab.index import top_k
     queries = cran.queries.text.tolist()
     fp32 = score_matrix(learn, learn.encode(queries), docs_fp32)
     bf16 = score_matrix(learn, learn.encode(queries, bf16=True), docs_bf16)
-    top_fp32, top_bf16 = np.argsort(-fp32, axis=1)[:, :K], np.argsort(-bf16, axis=1)[:, :K]
+    top_fp32, top_bf16 = top_k(fp32, K)[0], top_k(bf16, K)[0]
     overlap = np.mean([len(set(a) & set(b)) / K for a, b in zip(top_fp32, top_bf16)])
     return {'bf16_max_score_deviation': float(np.abs(fp32 - bf16).max()), 'bf16_score_range': 4.0,
             'bf16_max_vector_deviation': float(np.abs(docs_fp32 - docs_bf16).max()), 'bf16_top10_agreement': float(overlap)}

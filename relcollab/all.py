@@ -5,7 +5,7 @@ from fastai.text.all import *  # noqa: F401,F403  (AWD_LSTM, TextDataLoaders, la
 
 from .bf16 import *  # noqa: F401,F403  (Bf16FallbackWarning, bf16_support)
 from .benchmark import *  # noqa: F401,F403  (benchmark_collection)
-from .bm25 import *  # noqa: F401,F403
+from .retrieval.bm25 import *  # noqa: F401,F403  (BM25Baseline)
 from .checkpoint import *  # noqa: F401,F403  (EpochCheckpoint, fit_stages)
 from .collection import *  # noqa: F401,F403  (load_collection, collection_triples)
 from .configs import *  # noqa: F401,F403
@@ -13,21 +13,20 @@ from .cranfield import *  # noqa: F401,F403
 from .data import *  # noqa: F401,F403
 from .docs_only import *  # noqa: F401,F403  (train_from_documents)
 from .distill import *  # noqa: F401,F403  (TeacherDistillation, distillation_callback)
-from .encode import *  # noqa: F401,F403  (learn.encode, learn.score_vectors)
-from .evaluate import *  # noqa: F401,F403
-from .fusion import *  # noqa: F401,F403
-from .index import *  # noqa: F401,F403  (DocIndex, learn.index, learn.search)
+from .retrieval.encode import *  # noqa: F401,F403  (learn.encode, learn.score_vectors)
+from .retrieval.evaluate import *  # noqa: F401,F403
+from .retrieval.fusion import *  # noqa: F401,F403
+from .retrieval.index import *  # noqa: F401,F403  (DocIndex, model_fingerprint, learn.index, .search, .rank)
 from .interpret import *  # noqa: F401,F403  (RelevanceInterpretation)
 from .learner import *  # noqa: F401,F403
 from .lm import *  # noqa: F401,F403
 from .model import *  # noqa: F401,F403
 from .pretrained import *  # noqa: F401,F403  (learn.save_pretrained, load_pretrained)
-from .rank import *  # noqa: F401,F403  (learn.rank)
 from .recipe import *  # noqa: F401,F403
 from .scores import *  # noqa: F401,F403
 from .self_supervised import *  # noqa: F401,F403  (SelfSupervised: crops, dropout, inverse cloze)
 from .teacher import *  # noqa: F401,F403  (load_teacher, teacher_embeddings; sentence-transformers only when used)
 from .text import *  # noqa: F401,F403
-from .trec import *  # noqa: F401,F403
+from .retrieval.trec import *  # noqa: F401,F403
 from .validation import *  # noqa: F401,F403
 from .word_vectors import *  # noqa: F401,F403  (corpus_word_vectors, word_vector_matrix)

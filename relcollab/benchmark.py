@@ -6,20 +6,20 @@
     write_runs(result.runs, 'runs')   # runs/bm25.trec, runs/relcollab.trec, runs/rrf.trec
 
 `relcollab` ranks every document of the collection with the model (`learn.index`, `learn.search`), `bm25` with
-`BM25Baseline`, and `rrf` is their reciprocal rank fusion (`relcollab.fusion`), cut to `k` per query. Metrics are
-`relcollab.evaluate.evaluate_run`'s (ranx), averaged over the split's queries that have a relevant judgment.
+`BM25Baseline`, and `rrf` is their reciprocal rank fusion (`relcollab.retrieval.fusion`), cut to `k` per query.
+Metrics are `relcollab.retrieval.evaluate.evaluate_run`'s (ranx), averaged over the split's queries that have a
+relevant judgment.
 """
 from pathlib import Path
 from typing import NamedTuple
 
 import pandas as pd
 
-from . import rank  # noqa: F401  (patches learn.index and learn.search onto the learner)
-from .bm25 import BM25Baseline
 from .collection import Collection, _split_qrels
-from .evaluate import DEFAULT_METRICS, evaluate_run
-from .fusion import reciprocal_rank_fusion
-from .trec import run_frame, write_run
+from .retrieval.bm25 import BM25Baseline  # (importing relcollab.retrieval patches learn.index and learn.search)
+from .retrieval.evaluate import DEFAULT_METRICS, evaluate_run
+from .retrieval.fusion import reciprocal_rank_fusion
+from .retrieval.trec import run_frame, write_run
 from .validation import RelevanceDataError
 
 __all__ = ['BenchmarkResult', 'benchmark_collection', 'write_runs']

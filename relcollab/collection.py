@@ -370,7 +370,7 @@ def _chosen_queries(collection: Collection, qrels: pd.DataFrame, query_ids: Iter
 
 def _bm25_top(collection: Collection, query_ids: list[str], depth: int) -> dict[str, list[str]]:
     "BM25's top `depth` doc ids for each query."
-    from .bm25 import BM25Baseline  # imports bm25s only when hard negatives are asked for
+    from .retrieval.bm25 import BM25Baseline  # imports bm25s only when hard negatives are asked for
     bm25 = BM25Baseline().index(collection.docs["doc_id"].tolist(), collection.docs["text"].tolist())
     texts = collection.queries.set_index("query_id").loc[query_ids, "text"].tolist()
     ids = bm25.search(texts, k=min(depth, len(collection.docs))).ids
@@ -410,7 +410,7 @@ def collection_triples(collection: Collection, query_ids: Iterable | None = None
 
     Every judged pair (of `split`, default all) gets ``score = gain`` (0 for judged non-relevant). Per query,
     ``hard_negatives`` x (its judged count) unjudged docs are drawn from BM25's top `depth` for the query
-    (:class:`~relcollab.bm25.BM25Baseline`), and ``negatives`` x (its judged count) unjudged docs uniformly
+    (:class:`~relcollab.retrieval.bm25.BM25Baseline`), and ``negatives`` x (its judged count) unjudged docs uniformly
     from the rest of the collection, all with ``score = 0`` and fewer when the pool runs out. Draws use a numpy
     Generator seeded by `seed` (deterministic). Sorted by query (collection order), score descending, doc
     (collection order).

@@ -31,7 +31,7 @@ from urllib.parse import urlparse
 import numpy as np
 import pandas as pd
 
-from .trec import write_qrels
+from .retrieval.trec import write_qrels
 
 __all__ = [
     "CRANFIELD_ENV", "CRANFIELD_URL", "CRANFIELD_FILES", "Cranfield", "find_cranfield",

@@ -4,7 +4,7 @@ import time
 import numpy as np
 
 from .cranfield import cranfield_split, cranfield_triples, load_cranfield
-from .evaluate import pair_rmse, pair_spearman
+from .retrieval.evaluate import pair_rmse, pair_spearman
 from .recipe import stage, train_relevance_model
 
 __all__ = ['DEMO', 'validation_report', 'run_demo']

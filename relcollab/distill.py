@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from fastai.callback.core import Callback
 from torch import nn
 
-from .encode import numericalize_texts
+from .retrieval.encode import numericalize_texts
 
 __all__ = ['TeacherVectors', 'embedding_distillation_loss', 'margin_mse_loss', 'TeacherDistillation',
            'distillation_callback']

@@ -3,6 +3,7 @@
     learn.save_pretrained('rel_model')              # model.safetensors + config.json + vocab.json
     learn = load_pretrained('rel_model')            # never unpickles; on the CPU; scores exactly as before
     learn.predict('heat transfer in slabs', doc_text)[0]
+    learn = load_model(Path('rel_model'))           # a model directory or an exported learner (.pkl), as the CLI does
 
 On disk: `model.safetensors` (the weights, safetensors: tensors only, no code), `config.json` (format version,
 the model's constructor arguments `model.hparams`, tokenizer settings, score range, column names, the
@@ -208,3 +209,25 @@ def load_pretrained(path, cpu=True) -> RelevanceLearner:
 def from_pretrained(cls: RelevanceLearner, path, cpu=True) -> RelevanceLearner:
     "`RelevanceLearner.from_pretrained(dir)` is `load_pretrained(dir)`."
     return load_pretrained(path, cpu=cpu)
+
+
+def check_model_file(path: Path):
+    "Fails fast, before any other work, when the model file or directory is missing or is a foreign directory."
+    if not path.exists(): raise RelevanceDataError(f"{path}: no such model file; train one with `relcollab fit`.")
+    if path.is_dir() and not (path/CONFIG_FILE).is_file():
+        raise RelevanceDataError(f"{path}: a directory without {CONFIG_FILE}, so not a model saved by "
+                                 "`relcollab fit --pretrained` or `learn.save_pretrained`.")
+
+
+def load_model(path: Path):
+    """A pretrained directory with `load_pretrained` (no pickle), else `load_learner(path)`, on the CPU, with an
+    error that says what to do when the file is missing or foreign (the command line's way to load a model)."""
+    from fastai.learner import load_learner
+    from .retrieval import index  # noqa: F401  (patches learn.encode, .index, .search and .rank onto the learner)
+    check_model_file(path)
+    if path.is_dir(): return load_pretrained(path)
+    try:
+        return load_learner(path, cpu=True)
+    except Exception as error:  # a truncated or foreign file fails in many ways inside torch/pickle
+        raise RelevanceDataError(f"{path}: could not load a relcollab model ({type(error).__name__}: {error}); "
+                                 "pass a file written by `relcollab fit` or `learn.export()`.") from error

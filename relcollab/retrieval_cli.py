@@ -10,6 +10,9 @@
 """
 from pathlib import Path
 
+from .cli_options import (MODEL_HELP, add_bs, add_cranfield_data, add_id_text_columns, add_id_text_file,
+                          add_model)
+from .pretrained import check_model_file, load_model  # noqa: F401  (re-exported: their home is relcollab.pretrained)
 from .validation import RelevanceDataError, check_columns, read_table
 
 __all__ = ['add_retrieval_commands', 'RETRIEVAL_COMMANDS', 'MODEL_HELP', 'check_model_file', 'load_model', 'read_id_texts',
@@ -18,37 +21,9 @@ __all__ = ['add_retrieval_commands', 'RETRIEVAL_COMMANDS', 'MODEL_HELP', 'check_
 METHODS = ('rrf', 'wsum')
 
 
-MODEL_HELP = ('a model directory (`relcollab fit --pretrained`, `learn.save_pretrained`; no pickle) or an exported '
-              'learner (.pkl: unpickled, so only files you trust)')
-
-
-def check_model_file(path: Path):
-    "Fails fast, before any other work, when the model file or directory is missing or is a foreign directory."
-    from .pretrained import CONFIG_FILE
-    if not path.exists(): raise RelevanceDataError(f"{path}: no such model file; train one with `relcollab fit`.")
-    if path.is_dir() and not (path/CONFIG_FILE).is_file():
-        raise RelevanceDataError(f"{path}: a directory without {CONFIG_FILE}, so not a model saved by "
-                                 "`relcollab fit --pretrained` or `learn.save_pretrained`.")
-
-
-def load_model(path: Path):
-    """A pretrained directory with `load_pretrained` (no pickle), else `load_learner(path)`, on the CPU, with an
-    error that says what to do when the file is missing or foreign."""
-    from fastai.learner import load_learner
-    from . import rank  # noqa: F401  (patches learn.encode, .index, .search and .rank onto the learner)
-    from .pretrained import load_pretrained
-    check_model_file(path)
-    if path.is_dir(): return load_pretrained(path)
-    try:
-        return load_learner(path, cpu=True)
-    except Exception as error:  # a truncated or foreign file fails in many ways inside torch/pickle
-        raise RelevanceDataError(f"{path}: could not load a relcollab model ({type(error).__name__}: {error}); "
-                                 "pass a file written by `relcollab fit` or `learn.export()`.") from error
-
-
 def read_id_texts(path: Path, id_col: str, text_col: str):
     """An id, text table (CSV/TSV): every cell a string, an empty text cell an empty text; ids unique and non-empty."""
-    from .index import check_doc_ids
+    from .retrieval.index import check_doc_ids
     frame = read_table(path, dtype=str, na_values=[])
     check_columns(frame, {'id_col': id_col, 'text_col': text_col}, source=str(path))
     if (frame[id_col].str.strip() == '').any():
@@ -69,35 +44,29 @@ def load_split(path: Path, split, default: str):
     return load_collection(path, split=split)
 
 
-def _add_id_text(parser):
-    parser.add_argument('--id-col', default='id', help='column with the ids (default: id)')
-    parser.add_argument('--text-col', default='text', help='column with the texts (default: text)')
-
-
 def add_retrieval_commands(commands):
     "Adds the retrieval subcommands to argparse `commands` (from `add_subparsers`)."
     index = commands.add_parser('index', help='encode a document collection once and save the index')
-    index.add_argument('model', type=Path, help=MODEL_HELP)
-    index.add_argument('docs', type=Path, help='CSV (or .tsv) with an id and a text column')
+    add_model(index)
+    add_id_text_file(index, 'docs')
     index.add_argument('--out', type=Path, required=True, help='index directory to write')
-    index.add_argument('--bs', type=int, default=256)
-    _add_id_text(index)
+    add_bs(index)
+    add_id_text_columns(index)
     search = commands.add_parser('search', help='search an index with a queries file; write a TREC run')
-    search.add_argument('model', type=Path, help='the model that built the index: ' + MODEL_HELP)
-    search.add_argument('queries', type=Path, help='CSV (or .tsv) with an id and a text column')
+    add_model(search, help_prefix='the model that built the index: ')
+    add_id_text_file(search, 'queries')
     search.add_argument('--index', type=Path, required=True, help='directory written by `relcollab index`')
     _add_run_options(search, tag='relcollab')
-    search.add_argument('--bs', type=int, default=256)
+    add_bs(search)
     bm25 = commands.add_parser('bm25', help='BM25 baseline run (stopwords, English stemmer)')
-    bm25.add_argument('docs', type=Path, help='CSV (or .tsv) with an id and a text column')
-    bm25.add_argument('queries', type=Path, help='CSV (or .tsv) with an id and a text column')
+    add_id_text_file(bm25, 'docs')
+    add_id_text_file(bm25, 'queries')
     _add_run_options(bm25, tag='bm25')
     _add_fuse(commands)
     _add_evaluate(commands)
     _add_benchmark(commands)
     export = commands.add_parser('cranfield-export', help='write Cranfield as docs.csv, queries.csv, qrels.trec')
-    export.add_argument('--data', type=Path, default=None,
-                        help='Cranfield directory (default: $RELCOLLAB_CRANFIELD, else download)')
+    add_cranfield_data(export)
     export.add_argument('--out', type=Path, required=True, help='directory to write the three files into')
 
 
@@ -105,7 +74,7 @@ def _add_run_options(parser, tag):
     parser.add_argument('--k', type=int, default=100, help='documents per query (default: 100)')
     parser.add_argument('--out', type=Path, required=True, help='TREC run file to write')
     parser.add_argument('--tag', default=tag, help=f'run tag, the last column (default: {tag})')
-    _add_id_text(parser)
+    add_id_text_columns(parser)
 
 
 def _add_fuse(commands):
@@ -120,7 +89,7 @@ def _add_fuse(commands):
 
 
 def _add_evaluate(commands):
-    from .evaluate import DEFAULT_METRICS
+    from .retrieval.evaluate import DEFAULT_METRICS
     evaluate = commands.add_parser('evaluate', help='ranking metrics of TREC runs against TREC qrels (ranx)')
     evaluate.add_argument('runs', type=Path, nargs='+', help='TREC run files')
     evaluate.add_argument('--qrels', type=Path, required=True, help='TREC qrels: qid 0 docid gain')
@@ -139,7 +108,7 @@ def _add_benchmark(commands):
     benchmark.add_argument('--out', type=Path, metavar='RUNS_DIR',
                            help='write the runs there as bm25.trec, relcollab.trec and rrf.trec')
     benchmark.add_argument('--k', type=int, default=100, help='documents per query in each run (default: 100)')
-    benchmark.add_argument('--bs', type=int, default=256)
+    add_bs(benchmark)
 
 
 def run_index(args):
@@ -152,8 +121,8 @@ def run_index(args):
 
 
 def run_search(args):
-    from .index import DocIndex
-    from .trec import run_frame, write_run
+    from .retrieval.index import DocIndex
+    from .retrieval.trec import run_frame, write_run
     check_model_file(args.model)
     queries = read_id_texts(args.queries, args.id_col, args.text_col)
     index = DocIndex.load(args.index)
@@ -164,8 +133,8 @@ def run_search(args):
 
 
 def run_bm25(args):
-    from .bm25 import BM25Baseline
-    from .trec import run_frame, write_run
+    from .retrieval.bm25 import BM25Baseline
+    from .retrieval.trec import run_frame, write_run
     docs = read_id_texts(args.docs, args.id_col, args.text_col)
     queries = read_id_texts(args.queries, args.id_col, args.text_col)
     results = BM25Baseline().index(docs[args.id_col], docs[args.text_col]).search(queries[args.text_col], k=args.k)
@@ -174,8 +143,8 @@ def run_bm25(args):
 
 
 def run_fuse(args):
-    from .fusion import normalized_fusion, reciprocal_rank_fusion
-    from .trec import read_run, write_run
+    from .retrieval.fusion import normalized_fusion, reciprocal_rank_fusion
+    from .retrieval.trec import read_run, write_run
     if len(args.runs) < 2: raise RelevanceDataError("fuse needs at least two runs.")
     if args.weights is not None and (args.method != 'wsum' or len(args.weights) != len(args.runs)):
         raise RelevanceDataError(f"--weights go with --method wsum, one per run ({len(args.runs)} runs).")
@@ -201,8 +170,8 @@ def markdown_table(rows: dict, columns: list) -> str:
 
 
 def run_evaluate(args):
-    from .evaluate import evaluate_run
-    from .trec import read_qrels, read_run
+    from .retrieval.evaluate import evaluate_run
+    from .retrieval.trec import read_qrels, read_run
     qrels = read_qrels(args.qrels)
     rows = {}
     for path in args.runs:

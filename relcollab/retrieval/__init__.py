@@ -1,0 +1,21 @@
+"""Retrieval: from texts to vectors, ranked documents, TREC runs and their metrics.
+
+    encode    `learn.encode` / `encode_to_file` (texts -> the unit vectors the model dot-products),
+              `learn.score_vectors` / `score_dots` (vectors or dot products -> scores in the user's units)
+    index     `DocIndex` (exact search, save/load), `top_k`, `model_fingerprint`, `learn.index` / `search` / `rank`
+    bm25      `BM25Baseline`, the lexical baseline
+    fusion    reciprocal rank fusion and min-max weighted sum of runs
+    trec      TREC qrels and runs as DataFrames
+    evaluate  ranking metrics (ranx) and pair correlations
+
+Importing any of these attaches the learner methods to `RelevanceLearner` (`import relcollab` does it too).
+"""
+from . import bm25, encode, evaluate, fusion, index, trec
+from .bm25 import *  # noqa: F401,F403
+from .encode import *  # noqa: F401,F403
+from .evaluate import *  # noqa: F401,F403
+from .fusion import *  # noqa: F401,F403
+from .index import *  # noqa: F401,F403
+from .trec import *  # noqa: F401,F403
+
+__all__ = sorted({*bm25.__all__, *encode.__all__, *evaluate.__all__, *fusion.__all__, *index.__all__, *trec.__all__})
