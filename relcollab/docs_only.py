@@ -16,13 +16,15 @@ import pandas as pd
 from fastcore.meta import delegates
 
 from .collection import BEIR_FILES, _read_jsonl
-from .encode import as_text_list
+from .retrieval.encode import as_text_list
 from .pseudo import pseudo_queries
 from .recipe import train_relevance_model
 from .validation import (RelevanceDataError, RelevanceFileNotFoundError, check_columns, check_texts,
                          read_table)
 
-__all__ = ['read_documents', 'documents_triples', 'train_from_documents']
+__all__ = ['read_documents', 'documents_triples', 'pseudo_queries_per_doc', 'train_from_documents']
+
+PSEUDO_QUERIES_BUDGET = 20_000  # pseudo-queries per epoch that the default aims at: ~3-4 minutes per epoch, 2 cores
 
 _NO_ROWS = pd.DataFrame({'query': [], 'doc': [], 'score': [], 'doc_index': []}).astype({'doc_index': np.int64})
 
@@ -90,13 +92,26 @@ def documents_triples(texts, pseudo_per_doc=4, negatives=1, valid_pct=0.1, seed=
     return pd.concat([positives, _random_others(positives, texts, negatives, rng)], ignore_index=True)
 
 
+def pseudo_queries_per_doc(n_docs: int, budget: int = PSEUDO_QUERIES_BUDGET) -> int:
+    """The default number of pseudo-queries per document for `n_docs` documents: 4 up to `budget / 4` documents,
+    fewer above (at least 1), so an epoch of the relevance stage stays near `budget` pseudo-queries (plus their
+    negatives) while the collection is under `budget` documents; above it, every document still gets one.
+
+    >>> [pseudo_queries_per_doc(n) for n in (1400, 5000, 8000, 100_000)]
+    [4, 4, 2, 1]
+    """
+    return int(min(4, max(1, budget // max(int(n_docs), 1))))
+
+
 @delegates(train_relevance_model, but=['query_col', 'doc_col', 'score_col', 'valid_col', 'score_range',
                                       'pseudo_per_doc'])
-def train_from_documents(docs, text_col='text', pseudo_per_doc=4, negatives=1, valid_pct=0.1, seed=0, corpus=(),
+def train_from_documents(docs, text_col='text', pseudo_per_doc=None, negatives=1, valid_pct=0.1, seed=0, corpus=(),
                          **kwargs):
     """The whole recipe (`train_relevance_model`) on documents alone: pseudo-queries at score 1, random other
     documents at 0, scores in [0, 1], the pseudo-queries of `valid_pct` of the documents held out.
 
+    `pseudo_per_doc=None` picks it from the collection's size (`pseudo_queries_per_doc`: 4 up to 5,000 documents,
+    then fewer, at least 1), so that training time grows slower than the collection (README, Training time).
     `docs` is a list of texts or a DataFrame with `text_col`. The language model reads every document plus
     `corpus`; every other keyword (`size`, `lm_epochs`, `epochs`, `bs`, `teacher`, `word_vectors`,
     `self_supervised`, `path`, `checkpoint_dir`, ...) goes to `train_relevance_model`. `self_supervised='crops'`
@@ -111,6 +126,10 @@ def train_from_documents(docs, text_col='text', pseudo_per_doc=4, negatives=1, v
         check_texts(docs, text_col, source=kwargs.get('source', 'docs'))
         docs = docs[text_col]
     texts, _ = as_text_list(docs)
+    if pseudo_per_doc is None:
+        pseudo_per_doc = pseudo_queries_per_doc(len(texts))
+        print(f"relcollab: {len(texts)} documents: {pseudo_per_doc} pseudo-queries per document (pseudo_per_doc / "
+              "--pseudo-per-doc to choose)", flush=True)
     rows = documents_triples(texts, pseudo_per_doc, negatives, valid_pct, seed)
     return train_relevance_model(rows, 'query', 'doc', 'score', corpus=texts + list(corpus), valid_col='is_valid',
                                  seed=seed, score_range=(0, 1), pseudo_per_doc=0, **kwargs)

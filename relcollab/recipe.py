@@ -119,7 +119,7 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
     cache = Path(path)/'teacher_cache' if teacher_cache is None else teacher_cache
     lm = finished_lm(checkpoint_dir, run) if resume and checkpoint_dir is not None else None
     if lm is None:
-        with stage('language model'):
+        with stage('language model', f'{len(texts)} texts, {lm_epochs} epochs'):
             lm = language_model_stage(texts, size=size, epochs=lm_epochs, pretrained=pretrained, seed=seed, path=path,
                                       word_vectors=word_vectors, cache_dir=cache)
         if checkpoint_dir is not None: mark_lm_done(checkpoint_dir, lm, run)
@@ -139,7 +139,9 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
     learn = relevance_learner(dls, config=relevance_config(size), in_batch=in_batch, lexical=lexical, proj_sz=proj_sz,
                               drop_mult=drop_mult, pool_embeddings=pool_embeddings)
     learn.load_encoder(lm['encoder_name'])
-    with stage('relevance'), learn.added_cbs(cbs):
+    n_train, n_valid = len(dls.train_ds), len(dls.valid_ds)
+    with stage('relevance', f'{n_train} training pairs ({len(rows) - len(df)} of them pseudo-queries), {n_valid} validation '
+                            f'pairs, {sum(s.epochs for s in ulmfit_stages(epochs, lr))} epochs'), learn.added_cbs(cbs):
         return fine_tune_relevance(learn, epochs=epochs, lr=lr, checkpoint_dir=checkpoint_dir, resume=resume)
 
 
@@ -150,9 +152,9 @@ def _describe_source(source) -> str:
 
 
 @contextmanager
-def stage(name: str):
-    "Prints how long a stage of the recipe took."
+def stage(name: str, detail: str = ''):
+    "Prints a stage of the recipe (with `detail`: how much it has to do), then how long it took."
     start = time.time()
-    print(f"relcollab: {name} ...", flush=True)
+    print(f"relcollab: {name}{f' ({detail})' if detail else ''} ...", flush=True)
     yield
     print(f"relcollab: {name} done in {time.time() - start:.0f} s", flush=True)

@@ -19,7 +19,7 @@ import pytest
 from relcollab.benchmark import benchmark_collection
 from relcollab.cli import main
 from relcollab.collection import collection_triples, load_collection
-from relcollab.docs_only import documents_triples, read_documents
+from relcollab.docs_only import documents_triples, pseudo_queries_per_doc, read_documents
 from relcollab.evaluate import DEFAULT_METRICS, evaluate_run
 from relcollab.fusion import reciprocal_rank_fusion
 from relcollab.trec import read_run
@@ -186,6 +186,10 @@ def test_fit_docs_trains_from_documents_alone(beir, tmp_path):
     assert "zeppelin" in learn.dls.vocab
     score = learn.score_pairs(pd.DataFrame({"query": ["wing lift"], "doc": ["the lift and drag of a wing"]}))
     assert 0 <= float(np.asarray(score).reshape(-1)[0]) <= 1
+
+
+def test_the_default_pseudo_queries_per_document_shrink_as_the_collection_grows():
+    assert [pseudo_queries_per_doc(n) for n in (10, 1400, 5000, 8000, 20_000, 100_000)] == [4, 4, 4, 2, 1, 1]
 
 
 # ----------------------------------------------------------------------------- bad usage
