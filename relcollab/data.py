@@ -1,18 +1,22 @@
 """`RelevanceDataLoaders`: (query, document, score) rows -> batches of two padded token tensors and a target."""
+from functools import partial
+
 import numpy as np
 import pandas as pd
 import torch
 from fastai.data.block import DataBlock, TransformBlock
 from fastai.data.core import DataLoaders
-from fastai.data.transforms import ColSplitter, IndexSplitter, RandomSplitter, RegressionSetup, Transform
-from fastai.text.data import Numericalize, SortedDL
+from fastai.data.transforms import ColReader, ColSplitter, IndexSplitter, RandomSplitter, RegressionSetup, Transform
+from fastai.imports import dispatch
+from fastai.text.data import Numericalize, SortedDL, pad_input
 from fastai.torch_core import display_df
+from fastcore.basics import fastuple, tuplify
 
 from .scores import ScaleScore, score_range_of
 from .text import DEFAULT_MAX_TOKENS, TextTokenizer, build_vocab
 from .validation import check_triples
 
-__all__ = ['ReadTokens', 'PadPairs', 'RelevanceDL', 'RelevanceDataLoaders', 'pairs_frame']
+__all__ = ['ReadTokens', 'PadPairs', 'RelevancePair', 'RelevanceDL', 'RelevanceDataLoaders', 'pairs_frame']
 
 TOKENS_SUFFIX = '__tokens'  # cached tokens live in a column next to the raw text, in our own copy
 
@@ -29,7 +33,10 @@ class ReadTokens(Transform):
 
 
 class PadPairs(Transform):
-    "Pads the query tokens and the document tokens of a batch separately, at the end."
+    """Pads the query tokens and the document tokens of a batch separately, at the end.
+
+    Kept for learners exported before: new loaders pad with fastai's `pad_input(pad_fields=[0, 1])`, which pads
+    the same way (`pad_first=False`: at the end of each row, where the towers' masks expect it)."""
     def __init__(self, pad_idx: int = 1, n_texts: int = 2):
         super().__init__()
         self.pad_idx, self.n_texts = pad_idx, n_texts
@@ -53,30 +60,60 @@ def _joined(tokens, pad_idx_token='xxpad', limit=None) -> str:
     return ' '.join(words if limit is None else words[:limit])
 
 
-class RelevanceDL(SortedDL):
-    "A `SortedDL` that batches pairs by document length and shows query | document | score tables."
-    def show_batch(self, b=None, max_n=9, ctxs=None, show=True, max_doc_tokens=40, **kwargs):
-        if b is None: b = self.one_batch()
-        rows = [(_joined(q), _joined(d, limit=max_doc_tokens), *rest)
-                for q, d, *rest in self.decode_batch(b, max_n=max_n)]
-        return self._show_table(rows, ['query', 'document', 'score'], show)
-
-    def show_results(self, b, out, max_n=9, ctxs=None, show=True, max_doc_tokens=40, **kwargs):
-        truths = self.decode_batch(b, max_n=max_n)
-        preds = self.decode_batch((*b[:2], out), max_n=max_n)
-        rows = [(_joined(q), _joined(d, limit=max_doc_tokens), y, p) for (q, d, y), (_, _, p) in zip(truths, preds)]
-        return self._show_table(rows, ['query', 'document', 'score', 'predicted'], show)
-
-    @staticmethod
-    def _show_table(rows, columns, show):
-        table = pd.DataFrame([[_as_number(v) if i >= 2 else v for i, v in enumerate(r)] for r in rows],
-                             columns=columns[:len(rows[0])] if rows else columns)
-        if not show: return table
-        display_df(table)
-
-
 def _as_number(value):
     return float(value) if np.ndim(value) == 0 else float(np.asarray(value).reshape(-1)[0])
+
+
+class RelevancePair(fastuple):
+    "The inputs of a batch, or of one row: (query tokens, document tokens); shown as a table's query and document."
+    def show(self, ctx=None, max_doc_tokens=40, **kwargs) -> dict:
+        "Writes the texts, without padding, into the row `ctx` (a new dict when None) and returns it."
+        ctx = {} if ctx is None else ctx
+        ctx['query'], ctx['document'] = _joined(self[0]), _joined(self[1], limit=max_doc_tokens)
+        return ctx
+
+
+def _table(rows: list, columns: list, display: bool):
+    table = pd.DataFrame(rows, columns=columns[:len(rows[0])] if rows else columns)
+    if not display: return table
+    display_df(table)
+
+
+# `dispatch` (plum's, as fastai's) adds these methods to fastai's own `show_batch` / `show_results` functions.
+@dispatch
+def show_batch(x: RelevancePair, y, samples, ctxs=None, max_n=9, display=True, **kwargs):
+    """A query | document | score table of the decoded `samples` (scores in the user's units), displayed;
+    `display=False` returns it instead. `ctxs` is ignored: the rows are a table's."""
+    rows = [RelevancePair(s[:2]).show(**kwargs) | ({'score': _as_number(s[2])} if len(s) > 2 else {})
+            for s in samples[:max_n]]
+    return _table(rows, ['query', 'document', 'score'], display)
+
+
+@dispatch
+def show_results(x: RelevancePair, y, samples, outs, ctxs=None, max_n=9, display=True, **kwargs):
+    "`show_batch`'s table with a `predicted` column."
+    rows = [RelevancePair(s[:2]).show(**kwargs) | {'score': _as_number(s[2]), 'predicted': _as_number(o[0])}
+            for s, o in zip(samples[:max_n], outs)]
+    return _table(rows, ['query', 'document', 'score', 'predicted'], display)
+
+
+class RelevanceDL(SortedDL):
+    """A `SortedDL` that batches pairs by document length; its inputs show as a `RelevancePair` (fastai's
+    `show_batch` / `show_results` dispatch on that type). Unlike fastai's loaders, `show_batch(show=False)` and
+    `show_results(..., show=False)` return the table (a DataFrame) rather than the decoded batch."""
+    def _pre_show_batch(self, b, max_n=9):
+        x, y, its = super()._pre_show_batch(b, max_n=max_n)
+        return RelevancePair(x), y, its
+
+    def show_batch(self, b=None, max_n=9, ctxs=None, show=True, max_doc_tokens=40, **kwargs):
+        if b is None: b = self.one_batch()
+        return show_batch(*self._pre_show_batch(b, max_n=max_n), ctxs=ctxs, max_n=max_n, display=show,
+                          max_doc_tokens=max_doc_tokens)
+
+    def show_results(self, b, out, max_n=9, ctxs=None, show=True, max_doc_tokens=40, **kwargs):
+        x, y, its = self._pre_show_batch(b, max_n=max_n)
+        outs = self._pre_show_batch((*b[:self.n_inp], *tuplify(out)), max_n=max_n)[2].itemgot(slice(self.n_inp, None))
+        return show_results(x, y, its, outs, ctxs=ctxs, max_n=max_n, display=show, max_doc_tokens=max_doc_tokens)
 
 
 def pairs_frame(items, query_col='query', doc_col='doc') -> pd.DataFrame:
@@ -104,7 +141,9 @@ class RelevanceDataLoaders(DataLoaders):
     def doc_col(self): return self.readers[1].col
 
     @property
-    def score_col(self): return self.valid_ds.tls[2].tfms.fs[0].col
+    def score_col(self):
+        reader = self.valid_ds.tls[2].tfms.fs[0]
+        return reader.cols[0] if isinstance(reader, ColReader) else reader.col  # ReadScore in older exports
 
     @property
     def tokenizer(self): return self.readers[0].tokenizer
@@ -120,6 +159,7 @@ class RelevanceDataLoaders(DataLoaders):
         "A test `DataLoader` over a DataFrame of pairs, or (query, doc) tuples; texts are tokenized once each."
         df = with_cached_tokens(pairs_frame(test_items, self.query_col, self.doc_col),
                                 [self.query_col, self.doc_col], self.tokenizer)
+        if with_labels and self.score_col in df.columns: df[self.score_col] = df[self.score_col].map(float)
         return super().test_dl(df, rm_type_tfms=rm_type_tfms, with_labels=with_labels, **kwargs)
 
     @classmethod
@@ -183,16 +223,17 @@ def with_cached_tokens(df: pd.DataFrame, cols, tokenizer: TextTokenizer) -> pd.D
 def relevance_block(query_col, doc_col, score_col, vocab, tokenizer, score_range, splitter):
     "The `DataBlock`: two text fields sharing `vocab`, per-field padding, a [0, 1] regression target."
     pad_idx = vocab.index('xxpad') if 'xxpad' in vocab else 1
+    pad = partial(pad_input, pad_idx=pad_idx, pad_fields=[0, 1], pad_first=False)
     text_block = TransformBlock(type_tfms=Numericalize(vocab=vocab), dl_type=RelevanceDL,
-                                dls_kwargs={'before_batch': PadPairs(pad_idx), 'sort_func': doc_length})
+                                dls_kwargs={'before_batch': pad, 'sort_func': doc_length})
     score_block = TransformBlock(type_tfms=[RegressionSetup(c=1), ScaleScore(*score_range)])
     return DataBlock(blocks=(text_block, TransformBlock(type_tfms=Numericalize(vocab=vocab)), score_block),
                      n_inp=2, splitter=splitter,
                      get_x=[ReadTokens(query_col, tokenizer), ReadTokens(doc_col, tokenizer)],
-                     get_y=ReadScore(score_col))
+                     get_y=ColReader(score_col))
 
 
 class ReadScore(Transform):
-    "Reads the score column of a row as a float."
+    "Reads the score column of a row as a float (learners exported before; new loaders use `ColReader`)."
     def __init__(self, col): super().__init__(); self.col = col
     def encodes(self, row): return float(row[self.col])

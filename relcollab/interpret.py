@@ -3,7 +3,8 @@
     interp = RelevanceInterpretation.from_learner(learn)      # the validation set, predicted once
     interp.plot_score_hist()      # do relevant and irrelevant pairs get different scores?
     interp.plot_pred_vs_true()    # predicted vs true, rmse and Spearman in the title
-    interp.top_losses(5)          # the worst pairs: query, doc, true, predicted, loss
+    interp.top_losses_table(5)    # the worst pairs: query, doc, true, predicted, loss
+    interp.top_losses(5)          # fastai's: (losses, indexes) of the worst pairs
     interp.per_query()            # n, rmse, Spearman, nDCG for each query
 
 Plots return a matplotlib `Figure`, already closed in pyplot: a notebook shows it once, when it is the cell's
@@ -12,6 +13,7 @@ last expression (or with `display(fig)`), and `fig.savefig('hist.png')` saves it
 import numpy as np
 import matplotlib.pyplot as plt
 import pandas as pd
+from fastai.interpret import Interpretation
 from matplotlib.figure import Figure
 
 from .evaluate import pair_rmse, pair_spearman
@@ -79,15 +81,17 @@ def _labelled_dl(learn: RelevanceLearner, df: pd.DataFrame):
     return learn.dls.test_dl(df, with_labels=True)
 
 
-class RelevanceInterpretation:
-    """Predictions, true scores and losses of a `RelevanceLearner` over one `DataLoader`, computed once.
+class RelevanceInterpretation(Interpretation):
+    """fastai's `Interpretation` for a `RelevanceLearner`: predictions, true scores and losses over one
+    `DataLoader`, computed once.
 
-    `pairs` is a DataFrame in the loader's item order: `query`, `doc`, `true` and `predicted` (in the user's
-    score units, via `dls.score_scaler`) and `loss` (the learner's loss for that pair, on the [0, 1] training
-    scale).
+    `losses`, `top_losses`, `show_results(idxs)` and `interp[idxs]` are fastai's. `pairs` is a DataFrame in the
+    loader's item order: `query`, `doc`, `true` and `predicted` (in the user's score units, via
+    `dls.score_scaler`) and `loss` (the learner's loss for that pair, on the [0, 1] training scale);
+    `top_losses_table` sorts it by loss.
     """
-    def __init__(self, learn: RelevanceLearner, dl, preds, targs, losses):
-        self.learn, self.dl = learn, dl
+    def __init__(self, learn: RelevanceLearner, dl, preds, targs, losses, act=None):
+        super().__init__(learn, dl, losses.reshape(-1), act)
         scaler = learn.dls.score_scaler
         self.score_range = (scaler.lo, scaler.hi)
         items = dl.items
@@ -98,7 +102,7 @@ class RelevanceInterpretation:
             'loss': losses.reshape(-1).double().numpy()})
 
     @classmethod
-    def from_learner(cls, learn: RelevanceLearner, ds_idx: int = 1, dl=None):
+    def from_learner(cls, learn: RelevanceLearner, ds_idx: int = 1, dl=None, act=None):
         """Predicts `dl` (default: `learn.dls[ds_idx]`, the validation set) once, with each pair's loss.
 
         `dl` may also be a DataFrame with the learner's query, doc and score columns (scored with `test_dl`).
@@ -111,8 +115,8 @@ class RelevanceInterpretation:
             raise TypeError("RelevanceInterpretation needs a DataLoader over a DataFrame of pairs (learn.dls.valid, "
                             "or learn.dls.test_dl(df, with_labels=True)), or such a DataFrame.")
         with _PREDICT_LOCK:
-            preds, targs, losses = learn.get_preds(dl=dl, with_loss=True)
-        return cls(learn, dl, preds, targs, losses)
+            preds, targs, losses = learn.get_preds(dl=dl, with_loss=True, act=act)
+        return cls(learn, dl, preds, targs, losses, act)
 
     def __len__(self): return len(self.pairs)
 
@@ -122,12 +126,13 @@ class RelevanceInterpretation:
     @property
     def spearman(self) -> float: return pair_spearman(self.pairs['predicted'], self.pairs['true'])
 
-    def top_losses(self, k: int | None = None, largest: bool = True) -> pd.DataFrame:
+    def top_losses_table(self, k: int | None = None, largest: bool = True) -> pd.DataFrame:
         """The `k` pairs with the largest (`largest=False`: smallest) loss, sorted by loss; all pairs when k is None.
 
-        Columns query, doc, true, predicted, loss; the index is the pair's position in the loader.
+        Columns query, doc, true, predicted, loss; the index is the pair's position in the loader. (fastai's
+        `top_losses` gives the same pairs' losses and indexes as tensors; ties may come in another order.)
 
-        >>> interp.top_losses(5)  # doctest: +SKIP
+        >>> interp.top_losses_table(5)  # doctest: +SKIP
         """
         ordered = self.pairs.sort_values('loss', ascending=not largest, kind='stable')
         return ordered if k is None else ordered.head(k)
@@ -206,9 +211,9 @@ class RelevanceInterpretation:
         return fig
 
     def plot_top_losses(self, k: int = 9, largest: bool = True, max_chars: int = 70, figsize=None) -> Figure:
-        """The `k` worst pairs (see `top_losses`): one row each, labelled with the query and the start of the
+        """The `k` worst pairs (see `top_losses_table`): one row each, labelled with the query and the start of the
         document, a line from the true score to the predicted one."""
-        top = self.top_losses(k, largest=largest)
+        top = self.top_losses_table(k, largest=largest)
         fig, ax = _new_figure(figsize or (9, 0.9 + 0.55 * len(top)))
         rows = np.arange(len(top))[::-1]  # the worst pair on top
         ax.hlines(rows, top['true'], top['predicted'], color='grey', linewidth=1)

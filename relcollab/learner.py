@@ -19,14 +19,14 @@ from .data import TOKENS_SUFFIX, pairs_frame
 from .losses import InBatchLoss
 from .model import get_relevance_model, relevance_split
 from .terms import term_ids
-from .validation import check_columns
+from .validation import RelcollabError, check_columns
 
 __all__ = ['RelevanceLearner', 'relevance_learner', 'EncoderMismatchError']
 
 _PREDICT_LOCK = threading.RLock()  # the AWD-LSTM keeps hidden state in the module between calls
 
 
-class EncoderMismatchError(ValueError):
+class EncoderMismatchError(RelcollabError):  # a ValueError, as before
     "A saved language-model encoder does not fit this learner's vocabulary or sizes."
 
 

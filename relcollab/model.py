@@ -1,4 +1,4 @@
-"""The two-tower model: AWD-LSTM encoders, masked concat pooling, projections, a dot product."""
+"""The two-tower model: AWD-LSTM encoders, [last, max, mean] pooling over the real tokens, projections, a dot product."""
 import math
 from typing import NamedTuple
 
@@ -13,14 +13,16 @@ from torch import nn
 
 from .eval_encoder import eval_sentence_encoder, supports_eval_path
 
-__all__ = ['masked_concat_pool', 'TermWeights', 'EmbeddingPool', 'TextTower', 'InBatchScores', 'same_rows', 'RelevanceHead', 'RelevanceModel', 'get_relevance_model',
+__all__ = ['masked_last_max_mean_pool', 'masked_concat_pool', 'TermWeights', 'EmbeddingPool', 'TextTower', 'InBatchScores', 'same_rows', 'RelevanceHead', 'RelevanceModel', 'get_relevance_model',
            'relevance_split']
 
 
-def masked_concat_pool(output: torch.Tensor, pad_mask: torch.Tensor) -> torch.Tensor:
+def masked_last_max_mean_pool(output: torch.Tensor, pad_mask: torch.Tensor) -> torch.Tensor:
     """[last, max, mean] of `output` (bs, sl, d) over real tokens; `pad_mask` is True at padding (at the end).
 
-    >>> masked_concat_pool(torch.ones(2, 3, 4), torch.tensor([[0, 0, 1], [0, 0, 0]]).bool()).shape
+    Not fastai's `masked_concat_pool(output, mask, bptt)`, which expects the padding at the start of each row.
+
+    >>> masked_last_max_mean_pool(torch.ones(2, 3, 4), torch.tensor([[0, 0, 1], [0, 0, 0]]).bool()).shape
     torch.Size([2, 12])
     """
     real = ~pad_mask
@@ -29,6 +31,9 @@ def masked_concat_pool(output: torch.Tensor, pad_mask: torch.Tensor) -> torch.Te
     max_pool = output.masked_fill(pad_mask[:, :, None], -float('inf')).max(dim=1).values
     mean_pool = output.masked_fill(pad_mask[:, :, None], 0.).sum(dim=1) / lengths[:, None].to(output.dtype)
     return torch.cat([last, max_pool, mean_pool], dim=1)
+
+
+masked_concat_pool = masked_last_max_mean_pool  # deprecated name (it shadows fastai's function of that name)
 
 
 class TermWeights(Module):
@@ -125,7 +130,7 @@ class TextTower(Module):
             output, pad_mask = eval_sentence_encoder(self.encoder, tokens[order])
         else: output, pad_mask = self.encoder(tokens[order])
         restore = torch.argsort(order)
-        parts = [masked_concat_pool(output, pad_mask)[restore]]
+        parts = [masked_last_max_mean_pool(output, pad_mask)[restore]]
         if self.pool_embeddings: parts.append(self.mean_embedding(tokens))
         if self.term_weights is not None: parts.append(self.term_weights(output, tokens[order], pad_mask)[restore])
         return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "RelcollabError",
     "RelevanceDataError",
     "RelevanceDataWarning",
     "read_table",
@@ -57,8 +58,21 @@ DELIMITER_FIXES = {
 MAX_SHOWN_ROWS = 5
 
 
-class RelevanceDataError(ValueError):
-    """Bad user data (file, columns, texts or scores); the message says what to fix."""
+class RelcollabError(ValueError):
+    """Base of relcollab's own errors (a ``ValueError``): ``except RelcollabError`` catches each of them.
+
+    New errors that are not about the user's data (a model, a checkpoint or an index that does not fit)
+    subclass this one. ``CheckpointError``, ``PretrainedFormatError``, ``IndexFileError`` and
+    ``IndexMismatchError`` subclass ``RelevanceDataError`` (so also this one), as they always did, so that
+    ``except RelevanceDataError`` keeps catching them.
+    """
+
+
+class RelevanceDataError(RelcollabError):
+    """Bad user data (file, columns, texts or scores); the message says what to fix.
+
+    Also the base of the checkpoint, model-format and index errors, for compatibility (see `RelcollabError`).
+    """
 
 
 class RelevanceFileNotFoundError(RelevanceDataError, FileNotFoundError):

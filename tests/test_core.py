@@ -113,6 +113,23 @@ def test_one_batch_pads_queries_and_documents_separately_at_the_end(trained):
 
 
 # ----------------------------------------------------------------- 3. one shared vocabulary
+def test_pool_is_last_max_mean_over_real_tokens_and_the_old_name_is_an_alias():
+    from relcollab.model import masked_concat_pool, masked_last_max_mean_pool
+    output = torch.arange(12.).reshape(1, 3, 4)
+    pooled = masked_last_max_mean_pool(output, torch.tensor([[False, False, True]]))  # the padding is at the end
+    torch.testing.assert_close(pooled, torch.cat([output[0, 1], output[0, 1], output[0, :2].mean(0)])[None])
+    assert masked_concat_pool is masked_last_max_mean_pool
+
+
+def test_batches_show_as_a_relevance_pair_through_fastais_show_batch(trained):
+    from fastai.data.core import show_batch
+    from relcollab.data import RelevancePair
+    x, y, samples = trained.dls.valid._pre_show_batch(trained.dls.valid.one_batch(), max_n=3)
+    assert isinstance(x, RelevancePair) and len(x) == 2
+    table = show_batch(x, y, samples, max_n=3, display=False)  # fastai's dispatch finds relcollab's method
+    assert list(table.columns) == ['query', 'document', 'score'] and len(table) == 3
+
+
 def test_both_fields_use_the_one_shared_vocab(trained):
     dls = trained.dls
     # 'gust' only ever occurs in documents, yet a query containing it gets the same (known) id.

@@ -46,15 +46,31 @@ def test_from_learner_predicts_the_validation_set_in_the_users_units(trained, in
     np.testing.assert_allclose(interp.pairs['loss'], (scaled['predicted'] - scaled['true']) ** 2, atol=1e-5)
 
 
-def test_top_losses_is_a_sorted_table_of_the_worst_pairs(interp):
-    top = interp.top_losses(5)
+def test_top_losses_table_is_a_sorted_table_of_the_worst_pairs(interp):
+    top = interp.top_losses_table(5)
     assert list(top.columns) == COLUMNS and len(top) == 5
     assert top['loss'].is_monotonic_decreasing
     assert top['loss'].iloc[0] == interp.pairs['loss'].max()
     assert top.index.tolist() == interp.pairs['loss'].sort_values(ascending=False, kind='stable').index[:5].tolist()
-    smallest = interp.top_losses(3, largest=False)
+    smallest = interp.top_losses_table(3, largest=False)
     assert smallest['loss'].is_monotonic_increasing and smallest['loss'].iloc[0] == interp.pairs['loss'].min()
-    assert len(interp.top_losses()) == len(interp)
+    assert len(interp.top_losses_table()) == len(interp)
+
+
+def test_it_is_a_fastai_interpretation_whose_top_losses_are_fastais(trained, interp):
+    from fastai.interpret import Interpretation
+    assert isinstance(interp, Interpretation) and interp.learn is trained and len(interp.losses) == len(interp)
+    losses, idx = interp.top_losses(5)
+    np.testing.assert_allclose(losses.numpy(), interp.top_losses_table(5)['loss'], rtol=1e-6)
+    np.testing.assert_allclose(interp.pairs['loss'].to_numpy()[idx.numpy()], losses.numpy(), rtol=1e-6)
+    losses, idx, items = interp.top_losses(2, largest=False, items=True)
+    assert items['query'].tolist() == interp.pairs['query'].iloc[idx.numpy()].tolist()
+    with torch_threads(1), trained.no_bar():
+        inps, preds, targs, decoded, pair_losses = interp[idx]
+        interp.show_results(idx.tolist())  # fastai's: dispatches to relcollab's show_results for RelevancePair
+    assert len(inps) == 2 and len(preds) == len(targs) == 2
+    np.testing.assert_allclose(trained.dls.score_scaler.decode(preds[:, 0]).numpy(),
+                               interp.pairs['predicted'].to_numpy()[idx.numpy()], atol=1e-4)
 
 
 def test_per_query_counts_every_pair_once(interp):
@@ -148,7 +164,7 @@ def test_plot_top_losses_labels_rows_with_the_query_and_document(interp):
     fig = interp.plot_top_losses(4, max_chars=30)
     assert isinstance(fig, Figure) and len(fig.axes) == 1
     ax = fig.axes[0]
-    top = interp.top_losses(4)
+    top = interp.top_losses_table(4)
     by_height = sorted(zip(ax.get_yticks(), (t.get_text() for t in ax.get_yticklabels())), reverse=True)
     labels = [label for _, label in by_height]  # the worst pair is drawn on top
     assert len(labels) == 4

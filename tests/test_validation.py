@@ -302,3 +302,14 @@ def test_checks_never_modify_the_callers_frame(frame):
         except RelevanceDataError:
             pass
     assert_frame_equal(frame, before)
+
+
+def test_relcollab_error_is_the_base_and_relevance_data_error_keeps_its_subclasses():
+    from relcollab.checkpoint import CheckpointError
+    from relcollab.learner import EncoderMismatchError
+    from relcollab.pretrained import PretrainedFormatError
+    from relcollab.validation import RelcollabError, RelevanceDataError, RelevanceFileNotFoundError
+    assert issubclass(RelcollabError, ValueError) and issubclass(RelevanceDataError, RelcollabError)
+    for error in (CheckpointError, PretrainedFormatError, RelevanceFileNotFoundError):
+        assert issubclass(error, RelevanceDataError)  # `except RelevanceDataError` still catches them
+    assert issubclass(EncoderMismatchError, RelcollabError) and issubclass(EncoderMismatchError, ValueError)
