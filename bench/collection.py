@@ -39,16 +39,16 @@ N_QUERIES = 100
 
 def learner(data_dir, model_dir=None):
     "The model both layouts index with: a trained one from `model_dir`, else an untrained `small` one on Cranfield's vocabulary."
-    import relcollab.rank  # noqa: F401  (patches learn.encode, .index and .search)
+    import relcollab.retrieval  # noqa: F401  (patches learn.encode, .index, .search and .rank)
     cran, _, vocab = cranfield(data_dir)
     if model_dir is None: return cran, relcollab_learner(cran, vocab)
-    from relcollab.pretrained import load_pretrained
+    from relcollab.retrieval.pretrained import load_pretrained
     return cran, load_pretrained(model_dir)
 
 
 def build_index(learn, ids, texts, layout: str):
     "Format 2 is `learn.index`; format 1 held the whole vectors of `learn.encode` (term weights dense)."
-    from relcollab.index import DocIndex, model_fingerprint
+    from relcollab.retrieval.index import DocIndex, model_fingerprint
     if layout == 'sparse-lexical': return learn.index(pd.DataFrame({'id': ids, 'text': texts}), progress=False)
     whole = learn.encode(texts, side='doc', bs=256, progress=False)
     return DocIndex(ids, whole, fingerprint=model_fingerprint(learn))
@@ -98,8 +98,8 @@ def worker(n_docs: int, layout: str, data_dir: str, model_dir):
 
 def cranfield_agreement(data_dir, model_dir) -> dict:
     "Both layouts of Cranfield's 1400 documents rank all 225 queries: same top 100, same scores?"
-    from relcollab.evaluate import evaluate_run
-    from relcollab.trec import run_frame
+    from relcollab.retrieval.evaluate import evaluate_run
+    from relcollab.retrieval.trec import run_frame
     cran, learn = learner(data_dir, model_dir)
     ids, texts = cran.docs['doc_id'].astype(str).tolist(), cran.docs['text'].tolist()
     query_ids, queries = cran.queries['query_id'].astype(str).tolist(), cran.queries['text'].tolist()

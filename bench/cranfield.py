@@ -34,20 +34,20 @@ import pandas as pd
 import Stemmer
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from relcollab.bm25 import BM25Baseline
-from relcollab.configs import relevance_config
-from relcollab.cranfield import cranfield_split, cranfield_triples, load_cranfield
-from relcollab.data import RelevanceDataLoaders
-from relcollab.distill import distillation_callback
-from relcollab.teacher import load_teacher, teacher_embeddings
-from relcollab.evaluate import evaluate_run
-from relcollab.fusion import normalized_fusion, reciprocal_rank_fusion
-from relcollab.index import top_k, SearchResults
-from relcollab.learner import relevance_learner
-from relcollab.lm import language_model_stage
-from relcollab.recipe import fine_tune_relevance, with_pseudo_queries
-from relcollab.self_supervised import VIEWS as SELF_SUPERVISED_VIEWS, SelfSupervised
-from relcollab.trec import run_frame
+from relcollab.retrieval.bm25 import BM25Baseline
+from relcollab.core.model import relevance_config
+from relcollab.datasets.cranfield import cranfield_split, cranfield_triples, load_cranfield
+from relcollab.core.data import RelevanceDataLoaders
+from relcollab.training.distill import distillation_callback, fit_teacher_stage
+from relcollab.training.teacher import load_teacher, teacher_embeddings
+from relcollab.retrieval.evaluate import evaluate_run
+from relcollab.retrieval.fusion import normalized_fusion, reciprocal_rank_fusion
+from relcollab.retrieval.index import top_k, SearchResults
+from relcollab.training.learner import relevance_learner
+from relcollab.training.lm import language_model_stage
+from relcollab.training.recipe import TEACHER_EPOCHS, fine_tune_relevance, with_pseudo_queries
+from relcollab.training.self_supervised import VIEWS as SELF_SUPERVISED_VIEWS, SelfSupervised
+from relcollab.retrieval.trec import run_frame
 
 DATA = os.environ.get('RELCOLLAB_CRANFIELD', str(Path(__file__).resolve().parents[2]/'shared'/'data'/'cranfield'))
 METRICS = ['ndcg@10', 'map', 'recall@100']
@@ -113,7 +113,7 @@ def bm25_negatives(data, triples, per_judged: int, depth: int = 30, seed: int = 
 
 def train_relcollab(data, fit_ids, valid_ids, lm, workdir: Path, in_batch=True, pseudo=4, epochs=4, bs=32,
                     lr=1e-2, negatives=1, hard_negatives=0, seed=0, size='small', judged=True, teacher=None,
-                    self_supervised=None, **model_kwargs):
+                    self_supervised=None, teacher_epochs=TEACHER_EPOCHS, **model_kwargs):
     """The recipe on the training queries' judgments (`judged=False`: none, only the documents' pseudo-queries;
     the validation queries' pairs stay for fastai's validation metrics), with a `teacher` if given and the
     `self_supervised` views (`relcollab.self_supervised.SelfSupervised`) if given."""
@@ -129,8 +129,13 @@ def train_relcollab(data, fit_ids, valid_ids, lm, workdir: Path, in_batch=True, 
     cbs = [] if teacher is None else [distillation_callback(teacher, dls, cache_dir=TEACHER_CACHE)]
     if cbs: model_kwargs.setdefault('proj_sz', cbs[0].vectors.dim)
     if self_supervised is not None: cbs.append(SelfSupervised(self_supervised))
-    learn = relevance_learner(dls, config=relevance_config(size), in_batch=in_batch, path=workdir, **model_kwargs)
+    documents = data.docs['text'].tolist()  # idf over the collection, as train_relevance_model counts it
+    learn = relevance_learner(dls, config=relevance_config(size), in_batch=in_batch, path=workdir, documents=documents,
+                              **model_kwargs)
     learn.load_encoder(lm.encoder_name)
+    if teacher is not None and teacher_epochs:  # train_relevance_model's teacher stage
+        fitted = triples[~triples['is_valid'] & (triples['score'] > 0)].drop_duplicates('query')[['query', 'doc']]
+        fit_teacher_stage(learn, teacher, documents, fitted, epochs=teacher_epochs, lr=lr, cache_dir=TEACHER_CACHE, seed=seed)
     with learn.added_cbs(cbs): fine_tune_relevance(learn, epochs=epochs, lr=lr)
     return learn
 
@@ -186,6 +191,8 @@ def main(argv=None):
     parser.add_argument('--teacher', default=None, metavar='DIR_OR_NAME',
                         help='also train every variant with this sentence-transformers teacher (e.g. all-MiniLM-L6-v2, '
                              'relcollab[teacher]), and add the teacher zero-shot and BM25 + teacher rows')
+    parser.add_argument('--teacher-epochs', type=int, default=TEACHER_EPOCHS,
+                        help='with --teacher: epochs of the teacher stage before relevance training (0: none)')
     parser.add_argument('--self-supervised', default=None, choices=SELF_SUPERVISED_VIEWS, metavar='VIEWS',
                         help='add the self-supervised objective on the dense vectors to every variant\'s training: '
                              'crops (Contriever), dropout (SimCSE) or ict (inverse cloze); the rows name it')
@@ -244,7 +251,8 @@ def main(argv=None):
             start = time.time()
             extra = dict(pool_embeddings='idf') if wv else {}
             learn = train_relcollab(data, fit_ids, valid_ids, lms[wv], Path(workdir), epochs=epochs, teacher=with_teacher,
-                                    self_supervised=args.self_supervised, **VARIANTS[name], **extra)
+                                    self_supervised=args.self_supervised, teacher_epochs=args.teacher_epochs,
+                                    **VARIANTS[name], **extra)
             train_seconds = time.time() - start
             label = name + (', teacher' if with_teacher is not None else '') + (', word vectors' if wv else '') + ssl
             row = first_row if i == 0 else f'relcollab ({label})'

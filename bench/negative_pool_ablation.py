@@ -12,10 +12,10 @@ import time
 import warnings
 from pathlib import Path
 
-from relcollab.cranfield import cranfield_split, cranfield_triples, load_cranfield
-from relcollab.evaluate import evaluate_run
-from relcollab.recipe import train_relevance_model
-from relcollab.trec import run_frame
+from relcollab.datasets.cranfield import cranfield_split, cranfield_triples, load_cranfield
+from relcollab.retrieval.evaluate import evaluate_run
+from relcollab.training.recipe import train_relevance_model
+from relcollab.retrieval.trec import run_frame
 
 DATA = os.environ.get('RELCOLLAB_CRANFIELD', str(Path(__file__).resolve().parents[2]/'shared'/'data'/'cranfield'))
 

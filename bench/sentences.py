@@ -28,9 +28,9 @@ import numpy as np
 import pandas as pd
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from relcollab.evaluate import pair_metrics
-from relcollab.recipe import train_relevance_model
-from relcollab.teacher import load_teacher, teacher_embeddings
+from relcollab.core.metrics import pair_metrics
+from relcollab.training.recipe import train_relevance_model
+from relcollab.training.teacher import load_teacher, teacher_embeddings
 
 SICK = Path(os.environ.get('RELCOLLAB_SICK', Path(__file__).resolve().parents[2]/'shared'/'data'/'sick'))
 TEACHER_CACHE = Path(os.environ.get('RELCOLLAB_TEACHER_CACHE', Path.home()/'.cache'/'relcollab'/'teacher'))

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from relcollab.bf16 import bf16_support
+from relcollab.core.bf16 import bf16_support
 
 DATA = os.environ.get('RELCOLLAB_CRANFIELD', str(Path(__file__).resolve().parents[2]/'shared'/'data'/'cranfield'))
 MAX_TOKENS = 1024  # no Cranfield document is cut (the longest has about 740 tokens), as fastai cuts none
@@ -87,8 +87,8 @@ def rss_mb(field='VmHWM') -> float:
 
 # ----------------------------------------------------------------- models
 def cranfield(data_dir):
-    from relcollab.cranfield import load_cranfield
-    from relcollab.text import TextTokenizer, build_vocab
+    from relcollab.datasets.cranfield import load_cranfield
+    from relcollab.core.text import TextTokenizer, build_vocab
     cran = load_cranfield(data_dir)
     tokens = TextTokenizer(MAX_TOKENS)(cran.docs.text.tolist())
     return cran, tokens, build_vocab(tokens)
@@ -109,7 +109,7 @@ def relcollab_learner(cran, vocab, n_pairs=256, n_valid=64, bs=32, **kwargs):
 def fastai_classifier(texts, vocab):
     "fastai's own text classifier with the same encoder config and vocabulary, and the texts as a test frame."
     from fastai.text.all import AWD_LSTM, TextDataLoaders, text_classifier_learner
-    from relcollab.configs import relevance_config
+    from relcollab.core.model import relevance_config
     frame = pd.DataFrame({'text': texts, 'label': np.arange(len(texts)) % 2})
     dls = TextDataLoaders.from_df(frame, text_col='text', label_col='label', text_vocab=vocab, valid_pct=0.1, seed=0,
                                   path=WORK)
@@ -124,8 +124,8 @@ def lstm_macs_per_token(config: dict) -> int:
 
 def padded_batches(learn, texts, bs) -> list:
     "The padded token batches `learn.encode` builds, made once (for timing the model alone)."
-    from relcollab.encode import _batches, _numericalizer, _token_ids, pad_batch
-    numericalize, pad_idx = _numericalizer(learn.dls), learn.model.doc_tower.encoder.pad_idx
+    from relcollab.retrieval.encode import _batches, _token_ids, pad_batch
+    numericalize, pad_idx = learn.dls.numericalizer, learn.model.doc_tower.encoder.pad_idx
     tokens = learn.dls.tokenizer(texts)
     return [pad_batch([_token_ids(tokens[i], numericalize) for i in batch], pad_idx) for batch in _batches(texts, bs)]
 
@@ -146,7 +146,7 @@ def matmul(n, dtype=torch.float32):
 # ----------------------------------------------------------------- the student against its teacher
 def teacher_section(cran, vocab, quick, teacher_name) -> dict:
     "Documents and queries per second: the distilled AWD-LSTM towers vs the sentence-transformers teacher."
-    from relcollab.teacher import load_teacher
+    from relcollab.training.teacher import load_teacher
     teacher = load_teacher(teacher_name, device='cpu')
     dim = teacher.get_sentence_embedding_dimension()
     learn = relcollab_learner(cran, vocab, proj_sz=dim, pool_embeddings='idf')
@@ -200,7 +200,7 @@ def encode_section(cran, tokens, vocab, quick) -> tuple:
 def tokenize_ratio(texts, quick) -> dict:
     "relcollab's tokenizer, from an empty cache each time, vs fastai's `Tokenizer` called on each text in one process."
     from fastai.text.core import SpacyTokenizer, Tokenizer, defaults
-    from relcollab.text import TextTokenizer
+    from relcollab.core.text import TextTokenizer
     fastai_tokenizer, tokenizer = Tokenizer(SpacyTokenizer(), rules=defaults.text_proc_rules), TextTokenizer(MAX_TOKENS)
     def relcollab_tokenize():
         tokenizer.clear_cache()
@@ -211,7 +211,7 @@ def tokenize_ratio(texts, quick) -> dict:
 
 
 def encode_ratios(seconds: dict, n_tokens: int, matmul_flops: int) -> dict:
-    from relcollab.configs import relevance_config
+    from relcollab.core.model import relevance_config
     flops = 2 * lstm_macs_per_token(relevance_config('small')) * n_tokens
     rate = {name: flops / seconds[name] for name in ('model', 'model_bf16') if name in seconds}
     rate.update({name: matmul_flops / seconds[name] for name in ('matmul', 'matmul_bf16') if name in seconds})
@@ -240,7 +240,7 @@ def score_matrix(learn, query_vectors, doc_vectors) -> np.ndarray:
 
 def bf16_deviation(learn, cran, docs_fp32, docs_bf16) -> dict:
     "How far bf16 autocast moves the scores of every (Cranfield query, document) pair, and the top 10s."
-    from relcollab.index import top_k
+    from relcollab.retrieval.index import top_k
     queries = cran.queries.text.tolist()
     fp32 = score_matrix(learn, learn.encode(queries), docs_fp32)
     bf16 = score_matrix(learn, learn.encode(queries, bf16=True), docs_bf16)
@@ -303,8 +303,8 @@ def rank_section(learn, cran, quick) -> dict:
     """Text in, top 10 out, one query at a time and all at once, vs bm25s; then each half on its own, against
     bm25s's matching half: reading the query (relcollab encodes it, bm25s tokenizes and stems it), and ranking
     from what that gave (a dot product with the cached document vectors; BM25 scores from the tokens)."""
-    from relcollab.bm25 import BM25Baseline
-    from relcollab.index import top_k
+    from relcollab.retrieval.bm25 import BM25Baseline
+    from relcollab.retrieval.index import top_k
     learn.model.eval()  # as after fit or loading (encode would switch modes on every call otherwise)
     index = learn.index(cran.docs, id_col='doc_id', text_col='text', progress=False)
     bm25 = BM25Baseline().index(cran.docs.doc_id, cran.docs.text)
@@ -364,7 +364,7 @@ def bf16_search(matrix: torch.Tensor, query: np.ndarray, k=K):
 
 
 def scale_section(quick) -> dict:
-    from relcollab.index import exact_search
+    from relcollab.retrieval.index import exact_search
     n, dim = 1_000_000, 400
     vectors, centres = synthetic_vectors(n, dim, n_clusters=10_000, noise=1.0, seed=0)
     queries, _ = synthetic_vectors(20 if quick else 50, dim, n_clusters=10_000, noise=1.0, seed=0)  # same centres

@@ -3,30 +3,34 @@ from fastai.basics import *  # noqa: F401,F403  (Learner, DataLoaders, load_lear
 from fastai.callback.all import *  # noqa: F401,F403  (fit_one_cycle, lr_find, SaveModelCallback, ...)
 from fastai.text.all import *  # noqa: F401,F403  (AWD_LSTM, TextDataLoaders, language_model_learner, ...)
 
-from .bf16 import *  # noqa: F401,F403  (Bf16FallbackWarning, bf16_support)
-from .benchmark import *  # noqa: F401,F403  (benchmark_collection)
+# core: texts, data, the model, losses, metrics, checks
+from .core.bf16 import *  # noqa: F401,F403  (Bf16FallbackWarning, bf16_support)
+from .core.data import *  # noqa: F401,F403  (RelevanceDataLoaders, ScaleScore, score_range_of)
+from .core.metrics import *  # noqa: F401,F403  (pair_metrics, pair_rmse, pair_spearman)
+from .core.model import *  # noqa: F401,F403  (RelevanceModel, TermWeights, term_ids, relevance_config, lm_config)
+from .core.text import *  # noqa: F401,F403
+from .core.validation import *  # noqa: F401,F403
+# training: the learner, the language model, the ULMFiT recipe and its extras
+from .training.checkpoint import *  # noqa: F401,F403  (EpochCheckpoint, fit_stages)
+from .training.distill import *  # noqa: F401,F403  (TeacherDistillation, distillation_callback)
+from .training.interpret import *  # noqa: F401,F403  (RelevanceInterpretation)
+from .training.learner import *  # noqa: F401,F403
+from .training.lm import *  # noqa: F401,F403
+from .training.recipe import *  # noqa: F401,F403
+from .training.self_supervised import *  # noqa: F401,F403  (SelfSupervised: crops, dropout, inverse cloze)
+from .training.teacher import *  # noqa: F401,F403  (load_teacher, teacher_embeddings; sentence-transformers only when used)
+from .training.word_vectors import *  # noqa: F401,F403  (corpus_word_vectors, word_vector_matrix)
+# retrieval: vectors, indexes, BM25, fusion, TREC files and metrics, saved models
 from .retrieval.bm25 import *  # noqa: F401,F403  (BM25Baseline)
-from .checkpoint import *  # noqa: F401,F403  (EpochCheckpoint, fit_stages)
-from .collection import *  # noqa: F401,F403  (load_collection, collection_triples)
-from .configs import *  # noqa: F401,F403
-from .cranfield import *  # noqa: F401,F403
-from .data import *  # noqa: F401,F403
-from .docs_only import *  # noqa: F401,F403  (train_from_documents)
-from .distill import *  # noqa: F401,F403  (TeacherDistillation, distillation_callback)
 from .retrieval.encode import *  # noqa: F401,F403  (learn.encode, learn.score_vectors)
 from .retrieval.evaluate import *  # noqa: F401,F403
 from .retrieval.fusion import *  # noqa: F401,F403
 from .retrieval.index import *  # noqa: F401,F403  (DocIndex, model_fingerprint, learn.index, .search, .rank)
-from .interpret import *  # noqa: F401,F403  (RelevanceInterpretation)
-from .learner import *  # noqa: F401,F403
-from .lm import *  # noqa: F401,F403
-from .model import *  # noqa: F401,F403
-from .pretrained import *  # noqa: F401,F403  (learn.save_pretrained, load_pretrained)
-from .recipe import *  # noqa: F401,F403
-from .scores import *  # noqa: F401,F403
-from .self_supervised import *  # noqa: F401,F403  (SelfSupervised: crops, dropout, inverse cloze)
-from .teacher import *  # noqa: F401,F403  (load_teacher, teacher_embeddings; sentence-transformers only when used)
-from .text import *  # noqa: F401,F403
+from .retrieval.pretrained import *  # noqa: F401,F403  (learn.save_pretrained, load_pretrained)
 from .retrieval.trec import *  # noqa: F401,F403
-from .validation import *  # noqa: F401,F403
-from .word_vectors import *  # noqa: F401,F403  (corpus_word_vectors, word_vector_matrix)
+# datasets: Cranfield, BEIR/TREC collections, documents alone
+from .datasets.collection import *  # noqa: F401,F403  (load_collection, collection_triples)
+from .datasets.cranfield import *  # noqa: F401,F403
+from .datasets.docs_only import *  # noqa: F401,F403  (train_from_documents)
+# app
+from .app.benchmark import *  # noqa: F401,F403  (benchmark_collection)

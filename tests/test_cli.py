@@ -41,6 +41,7 @@ def fitted(tmp_path_factory):
 def test_fit_trains_from_scratch_loudly_and_exports(fitted):
     folder, result = fitted
     assert 'FROM SCRATCH' in result.stderr
+    assert 'starts from word vectors' in result.stdout  # the default: word vectors of the corpus itself
     assert (folder/'model.pkl').stat().st_size > 0
     assert (folder/'models'/'lm_enc.pth').exists()
     assert sorted(p.name for p in (folder/'model').iterdir()) == ['config.json', 'model.safetensors', 'vocab.json']
@@ -155,3 +156,14 @@ def test_score_with_a_corrupted_model_file_fails_clearly(tmp_path, capsys):
 def test_console_script_is_installed():
     result = subprocess.run(['relcollab', '--help'], capture_output=True, text=True)
     assert result.returncode == 0 and 'fit' in result.stdout and 'demo' in result.stdout
+
+
+def test_fit_word_vectors_option_default_and_none():
+    "--word-vectors: unset means the recipe's default ('auto': the corpus's own); 'none' turns them off."
+    from relcollab.app.cli import _one_or_list, build_parser
+    parse = lambda *extra: build_parser().parse_args(['fit', 'triples.csv', '--out', 'm.pkl', *extra]).word_vectors
+    assert _one_or_list(parse()) == 'auto'
+    assert _one_or_list(parse('--word-vectors', 'none')) is None
+    assert _one_or_list(parse('--word-vectors', 'corpus', 'vectors.txt')) == ['corpus', 'vectors.txt']
+    args = build_parser().parse_args(['fit', 't.csv', '--out', 'm.pkl', '--teacher', 'T', '--teacher-epochs', '0'])
+    assert args.teacher_epochs == 0 and build_parser().parse_args(['fit', 't.csv', '--out', 'm.pkl']).teacher_epochs is None

@@ -3,6 +3,7 @@ random projection of each text's bag of words (so there is something consistent 
 import importlib.util
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from scipy.stats import spearmanr
@@ -12,7 +13,8 @@ from fastai.torch_core import set_seed
 from conftest import PROJ_SZ, TINY, make_pairs, torch_threads
 from test_training_improves import N_TOPICS, topic_pairs
 from relcollab.data import RelevanceDataLoaders
-from relcollab.distill import TeacherDistillation, TeacherVectors, embedding_distillation_loss, margin_mse_loss
+from relcollab.distill import (TeacherDistillation, TeacherVectors, embedding_distillation_loss, fit_teacher_stage,
+                               margin_mse_loss, teacher_stage_rows)
 from relcollab.encode import numericalize_texts
 from relcollab.learner import relevance_learner
 
@@ -111,7 +113,8 @@ def test_the_recipe_and_fit_learn_from_a_teacher_and_keep_none_of_it(tmp_path, m
     assert learn.model.head.query_proj[-1].out_features == 32  # the tiny teacher's dimension
     assert list((tmp_path/'teacher_cache').glob('*/*.vectors.npy'))
     assert not any(isinstance(cb, TeacherDistillation) for cb in learn.cbs)
-    assert 'relcollab: teacher vectors done' in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert 'relcollab: teacher vectors done' in out and 'relcollab: teacher done' in out  # the teacher stage ran
 
 
 def test_fit_with_a_teacher_that_is_not_there_fails_before_training(tmp_path, capsys, monkeypatch):
@@ -121,3 +124,34 @@ def test_fit_with_a_teacher_that_is_not_there_fails_before_training(tmp_path, ca
     assert main(['fit', 'triples.csv', '--out', 'm.pkl', '--teacher', './no-such-teacher']) == 2
     err = capsys.readouterr().err
     assert 'no-such-teacher' in err and not (tmp_path/'models').exists()
+
+
+def test_teacher_stage_rows_are_spans_of_each_document_plus_the_pairs():
+    docs = ['the lift of a wing rises with the angle of attack', 'heat transfer in a slab of steel at high speed']
+    rows = teacher_stage_rows(docs, pairs=make_pairs(3, seed=0), per_doc=2, seed=0)
+    spans = rows.iloc[:-3]
+    assert set(spans['doc']) == set(docs) and all(q in d for q, d in zip(spans['query'], spans['doc']))
+    assert rows.iloc[-3:]['query'].tolist() == make_pairs(3, seed=0)['query'].tolist()
+    assert not rows.duplicated().any()
+
+
+def test_teacher_stage_brings_the_towers_to_the_teacher_before_relevance_training(tmp_path):
+    """fit_teacher_stage: on spans of the documents alone, the towers' cosines of unseen pairs follow the teacher's
+    (queries and documents share no word: only the teacher knows which go together); learn.dls is given back."""
+    train, held_out = topic_pairs(300, seed=0), topic_pairs(60, seed=1)
+    with torch_threads(1):
+        dls = RelevanceDataLoaders.from_df(train, bs=16, seed=0, valid_pct=0.1, path=tmp_path)
+        agreement = {}
+        for epochs in (0, 4):
+            set_seed(0, reproducible=True)
+            learn = relevance_learner(dls, config=TINY, proj_sz=TEACHER_DIM, lexical=False, drop_mult=0.3)
+            with learn.no_bar(), learn.no_logging():
+                if epochs: fit_teacher_stage(learn, topic_teacher, pd.unique(train['doc']), train[['query', 'doc']],
+                                             epochs=epochs, per_doc=2, lr=3e-2, bs=16)
+            assert learn.dls is dls
+            queries = learn.encode(held_out['query'].tolist(), progress=False)
+            docs = learn.encode(held_out['doc'].tolist(), side='doc', progress=False)
+            teacher = (topic_teacher(held_out['query'].tolist()) * topic_teacher(held_out['doc'].tolist())).sum(axis=1)
+            agreement[epochs] = spearmanr((queries * docs).sum(axis=1), teacher).statistic
+    print(f"Spearman of student vs teacher cosines on unseen pairs, by teacher-stage epochs: {agreement}")
+    assert agreement[4] > 0.6 and agreement[4] > agreement[0] + 0.1

@@ -49,6 +49,16 @@ def test_encode_then_score_vectors_equals_predict(trained):
     assert isinstance(single, float) and abs(single - predicted[0]) < 1e-5
 
 
+def test_encode_query_and_encode_document_are_encode_with_a_side(trained, docs):
+    queries, texts = QUERIES[:3], docs['text'].tolist()[:7]
+    np.testing.assert_array_equal(trained.encode_query(queries), trained.encode(queries, side='query'))
+    np.testing.assert_array_equal(trained.encode_query('wing heat'), trained.encode('wing heat', side='query'))
+    np.testing.assert_array_equal(trained.encode_document(texts, bs=3), trained.encode(texts, side='doc', bs=3))
+    dense = trained.encode_document(texts, output='dense')
+    np.testing.assert_array_equal(dense, trained.encode(texts, side='doc', output='dense'))
+    assert not np.array_equal(trained.encode_document(queries), trained.encode_query(queries))  # the sides differ
+
+
 def test_encode_returns_unit_vectors_in_the_callers_order_whatever_the_batching(trained):
     long_texts = [' '.join([text] * 5) for text in make_pairs(3, seed=13)['doc']]  # several bptt chunks each
     texts = make_pairs(37, seed=12)['doc'].tolist() + long_texts

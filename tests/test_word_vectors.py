@@ -173,3 +173,19 @@ def test_a_model_with_the_idf_pool_saves_and_loads_pickle_free(tmp_path):
         np.testing.assert_allclose(loaded.encode(texts, side='doc', progress=False), learn.encode(texts, side='doc', progress=False),
                                    atol=1e-6)
     assert loaded.model.hparams['pool_embeddings'] == 'idf'
+
+
+def test_the_recipe_starts_from_corpus_word_vectors_by_default(tmp_path, monkeypatch, capsys):
+    "train_relevance_model's default: corpus word vectors and the idf pool; word_vectors=None: neither."
+    from conftest import make_pairs, torch_threads
+    from relcollab.configs import MODEL_SIZES
+    from relcollab.recipe import train_relevance_model
+    monkeypatch.setitem(MODEL_SIZES, 'tiny', dict(emb_sz=16, n_hid=32, n_layers=2))
+    options = dict(size='tiny', lm_epochs=1, epochs=1, bs=16, pseudo_per_doc=0)
+    with torch_threads(1):
+        default = train_relevance_model(make_pairs(60, seed=2), path=tmp_path/'default', **options)
+        assert 'starts from word vectors' in capsys.readouterr().out
+        off = train_relevance_model(make_pairs(60, seed=2), path=tmp_path/'off', word_vectors=None, **options)
+        assert 'starts from word vectors' not in capsys.readouterr().out
+    assert default.model.hparams['pool_embeddings'] == 'idf' and default.model.query_tower.embedding_pool is not None
+    assert off.model.hparams['pool_embeddings'] is False and off.model.query_tower.embedding_pool is None

@@ -5,6 +5,7 @@ They are patched onto `RelevanceLearner` when this module is imported (`from rel
 
     q = learn.encode('heat transfer in slabs', side='query')      # (d,) unit vector
     D = learn.encode(docs['text'].tolist(), side='doc')           # (n, d) matrix, caller's order
+    learn.encode_query(queries), learn.encode_document(docs)       # the same, as sentence-transformers names them
     learn.score_vectors(q, D)                                     # (n,) scores in the user's units
     learn.encode_to_file(doc_texts, 'vectors.npy', side='doc')     # any number of texts, bounded memory
     dense, lexical = learn.encode(texts, side='doc', output='both') # lexical term weights as scipy.sparse CSR
@@ -18,13 +19,13 @@ import numpy as np
 import pandas as pd
 import torch
 from scipy import sparse
-from fastai.text.data import Numericalize
 from fastcore.basics import patch
 from fastprogress.fastprogress import progress_bar
 
-from ..atomic import atomic_write
-from ..bf16 import resolve_bf16
-from ..learner import _PREDICT_LOCK, RelevanceLearner
+from ..core.atomic import atomic_write
+from ..core.bf16 import resolve_bf16
+from ..core.text import _token_ids, numericalize_texts  # noqa: F401  (numericalize_texts: re-exported, its old home)
+from ..training.learner import _PREDICT_LOCK, RelevanceLearner
 
 __all__ = ['SIDES', 'OUTPUTS', 'SplitVectors', 'as_text_list', 'numericalize_texts', 'pad_batch']
 
@@ -64,27 +65,6 @@ def _checked_strings(texts: list, start: int = 0) -> list:
             raise TypeError(f"texts[{position}] is {type(text).__name__} ({text!r}), not a string: "
                             "fill or drop missing texts (an empty text '' is allowed).")
     return texts
-
-
-def numericalize_texts(texts: list, tokenizer, vocab) -> list:
-    """Token ids (1-D int64 tensors) of `texts`: the dataloaders' tokenizer, then fastai's `Numericalize`.
-
-    >>> [t.tolist() for t in numericalize_texts(['wing'], learn.dls.tokenizer, learn.dls.vocab)]  # doctest: +SKIP
-    [[2, 23]]
-    """
-    numericalize = Numericalize(vocab=vocab)
-    return [_token_ids(tokens, numericalize) for tokens in tokenizer(texts)]
-
-
-def _token_ids(tokens: list, numericalize) -> torch.Tensor:
-    "A plain int64 tensor of ids (not fastai's TensorText, on which every torch op runs Python code first)."
-    return torch.as_tensor(numericalize(tokens), dtype=torch.long).as_subclass(torch.Tensor)
-
-
-def _numericalizer(dls) -> Numericalize:
-    "The dataloaders' own `Numericalize` (its token -> id table is built once, not per call)."
-    found = [tfm for tfm in dls.valid_ds.tls[0].tfms.fs if isinstance(tfm, Numericalize)]
-    return found[0] if found else Numericalize(vocab=dls.vocab)
 
 
 def pad_batch(token_ids: list, pad_idx: int) -> torch.Tensor:
@@ -138,7 +118,7 @@ def _encode_texts(learn, texts: list, side: str, bs: int, show_progress: bool = 
     out = torch.empty(len(texts), n_dense if split_lexical else model.head.out_features, dtype=torch.float32)
     lexical_parts = []
     batches = _batches(texts, bs)
-    token_batches = _prefetched_tokens(texts, batches, learn.dls.tokenizer, _numericalizer(learn.dls), pad_idx)
+    token_batches = _prefetched_tokens(texts, batches, learn.dls.tokenizer, learn.dls.numericalizer, pad_idx)
     if show_progress: token_batches = progress_bar(token_batches, total=len(batches), leave=False)
     was_training, bf16 = model.training, resolve_bf16(bf16, device.type)
     with _PREDICT_LOCK:
@@ -203,6 +183,26 @@ def encode(self: RelevanceLearner, texts, side='query', bs=128, progress=None, c
     if single: dense = dense[0]
     dense = dense if convert_to == 'tensor' else dense.numpy()
     return {'dense': dense, 'lexical': lexical}.get(output, SplitVectors(dense, lexical))
+
+
+@patch
+def encode_query(self: RelevanceLearner, texts, **kwargs):
+    """`texts` read as queries: `learn.encode(texts, side='query', **kwargs)` (sentence-transformers' name).
+
+    >>> learn.encode_query(['heat transfer in slabs', 'wing flutter']).shape  # doctest: +SKIP
+    (2, 256)
+    """
+    return self.encode(texts, side='query', **kwargs)
+
+
+@patch
+def encode_document(self: RelevanceLearner, texts, **kwargs):
+    """`texts` read as documents: `learn.encode(texts, side='doc', **kwargs)` (sentence-transformers' name).
+
+    >>> learn.encode_document(docs['text']) @ learn.encode_query('wing flutter')  # doctest: +SKIP
+    array([0.41, 0.07, ...], dtype=float32)
+    """
+    return self.encode(texts, side='doc', **kwargs)
 
 
 @patch

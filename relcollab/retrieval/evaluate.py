@@ -1,4 +1,5 @@
-"""Ranking metrics with ranx, on run and qrels DataFrames (see `relcollab.retrieval.trec`), and pair correlations.
+"""Ranking metrics with ranx, on run and qrels DataFrames (see `relcollab.retrieval.trec`); the pair correlations
+(`pair_metrics`, `pair_rmse`, `pair_spearman`) live in `relcollab.core.metrics` and are re-exported here.
 
     evaluate_run(read_run('model.trec'), read_qrels('qrels.trec'))
     # {'ndcg@10': 0.41, 'map': 0.33, 'recall@100': 0.72, 'mrr@10': 0.58}
@@ -26,10 +27,10 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy.stats import pearsonr, spearmanr
 
 from .trec import ranked, read_qrels, read_run, write_qrels, write_run  # noqa: F401  (re-exported)
-from ..validation import RelevanceDataError
+from ..core.metrics import pair_metrics, pair_rmse, pair_spearman  # noqa: F401  (re-exported, their old home)
+from ..core.validation import RelevanceDataError
 
 __all__ = ['DEFAULT_METRICS', 'evaluate_run', 'to_ranx_run', 'to_ranx_qrels', 'pair_metrics', 'pair_rmse',
            'pair_spearman', 'read_qrels', 'write_qrels', 'read_run', 'write_run']
@@ -119,39 +120,3 @@ def evaluate_run(run: pd.DataFrame, qrels: pd.DataFrame, metrics=DEFAULT_METRICS
                          "recall@100, mrr@10, precision@5.") from None
     if len(metrics) == 1: scores = {metrics[0]: scores}
     return {metric: float(value) for metric, value in scores.items()}
-
-
-def pair_metrics(pred, true) -> dict:
-    """Spearman and Pearson correlations between predicted and true scores of the same pairs (scipy).
-
-    Constant inputs give NaN (scipy warns).
-
-    >>> pair_metrics([0.1, 0.4, 0.9], [0, 1, 3])['spearman']
-    1.0
-    """
-    pred, true = np.asarray(pred, dtype=np.float64).reshape(-1), np.asarray(true, dtype=np.float64).reshape(-1)
-    if len(pred) != len(true): raise ValueError(f"{len(pred)} predictions for {len(true)} true scores.")
-    if len(pred) < 2: raise ValueError("pair_metrics needs at least two pairs.")
-    if not (np.isfinite(pred).all() and np.isfinite(true).all()): raise ValueError("scores must be finite numbers.")
-    return {'spearman': pair_spearman(pred, true), 'pearson': float(pearsonr(pred, true).statistic), 'n': len(pred)}
-
-
-def pair_rmse(pred, true) -> float:
-    """Root mean squared error of predicted against true scores of the same pairs (in the scores' units).
-
-    >>> pair_rmse([1, 2], [1, 4])
-    1.4142135623730951
-    """
-    return float(np.sqrt(np.mean((np.asarray(pred, dtype=np.float64) - np.asarray(true, dtype=np.float64)) ** 2)))
-
-
-def pair_spearman(pred, true) -> float:
-    """Spearman's rank correlation of predicted and true scores of the same pairs (scipy); NaN, without scipy's
-    warning, for fewer than 2 pairs or a constant side.
-
-    >>> pair_spearman([0.1, 0.4, 0.9], [0, 1, 3]), pair_spearman([1, 1], [0, 1])
-    (1.0, nan)
-    """
-    pred, true = np.asarray(pred, dtype=np.float64), np.asarray(true, dtype=np.float64)
-    if len(pred) < 2 or np.ptp(pred) == 0 or np.ptp(true) == 0: return float('nan')
-    return float(spearmanr(pred, true).statistic)

@@ -29,9 +29,9 @@ import torch
 from fastcore.basics import patch
 from scipy import sparse
 
-from ..atomic import read_json
-from ..learner import RelevanceLearner
-from ..validation import RelevanceDataError, check_columns, check_texts, row_labels
+from ..core.atomic import read_json
+from ..training.learner import RelevanceLearner
+from ..core.validation import RelevanceDataError, check_columns, check_texts, row_labels
 from .encode import SplitVectors, as_text_list
 
 __all__ = ['SearchResults', 'DocIndex', 'IndexFileError', 'IndexMismatchError', 'model_fingerprint', 'top_k',
@@ -39,7 +39,7 @@ __all__ = ['SearchResults', 'DocIndex', 'IndexFileError', 'IndexMismatchError', 
            'INDEX_FORMAT_VERSION', 'FORMAT_VERSION']
 
 INDEX_FORMAT_VERSION = 2  # 2: the lexical part sparse in lexical.npz; 1: whole vectors (term weights dense) in vectors.npy
-FORMAT_VERSION = INDEX_FORMAT_VERSION  # (the name before the model format had its own: relcollab.pretrained)
+FORMAT_VERSION = INDEX_FORMAT_VERSION  # (the name before the model format had its own: relcollab.retrieval.pretrained)
 VECTORS_FILE, LEXICAL_FILE, IDS_FILE, META_FILE = 'vectors.npy', 'lexical.npz', 'ids.json', 'index.json'
 BACKENDS = ('numpy', 'faiss')
 CHUNK_CELLS = 1 << 25  # exact search scores at most this many (query, document) pairs at once (128 MB)

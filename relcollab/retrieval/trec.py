@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..validation import RelevanceDataError, RelevanceFileNotFoundError
+from ..core.validation import RelevanceDataError, RelevanceFileNotFoundError
 
 __all__ = ['RUN_COLUMNS', 'QRELS_COLUMNS', 'read_qrels', 'write_qrels', 'read_run', 'write_run', 'run_frame', 'ranked']
 

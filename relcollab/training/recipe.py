@@ -1,0 +1,178 @@
+"""The whole ULMFiT recipe in one call: language model on all texts, then the relevance towers."""
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from fastai.torch_core import set_seed
+
+from .checkpoint import checkpoint_progress, finished_lm, fit_stages, mark_lm_done, run_fingerprint, ulmfit_stages
+from ..core.model import relevance_config
+from ..core.data import RelevanceDataLoaders
+from .distill import distillation_callback, fit_teacher_stage
+from .learner import RelevanceLearner, relevance_learner
+from .lm import language_model_stage
+from .pseudo import pseudo_queries
+from .self_supervised import as_self_supervised
+from .teacher import load_teacher
+from ..core.validation import check_triples
+
+TEACHER_EPOCHS = 4  # the teacher stage's default with a teacher (measured on Cranfield: README, Learning from a teacher)
+
+__all__ = ['query_split', 'with_pseudo_queries', 'fine_tune_relevance', 'train_relevance_model']
+
+
+def query_split(df: pd.DataFrame, query_col='query', valid_pct=0.2, seed=0) -> pd.Series:
+    """A boolean `is_valid` column that holds out whole queries, so validation measures unseen queries.
+
+    >>> int(query_split(pd.DataFrame({'query': list('aabbccddee')}), valid_pct=0.2).sum())
+    2
+    """
+    queries = pd.unique(df[query_col])
+    n_valid = max(1, int(round(len(queries) * valid_pct))) if len(queries) > 1 else 0
+    valid_queries = set(np.random.default_rng(seed).permutation(queries)[:n_valid])
+    return df[query_col].isin(valid_queries).rename('is_valid')
+
+
+def with_pseudo_queries(df, query_col, doc_col, score_col, valid_col, per_doc=4, score_range=None, seed=0, corpus=()):
+    """`df` plus `per_doc` pseudo-queries for each distinct training document and `corpus` text, at the top score.
+
+    The caller's frame is not changed; validation rows get none (they measure real queries only).
+
+    >>> with_pseudo_queries(df, 'query', 'doc', 'score', 'is_valid', per_doc=2)  # doctest: +SKIP
+    """
+    if not per_doc: return df
+    train_docs = pd.unique(pd.concat([df.loc[~df[valid_col].astype(bool), doc_col], pd.Series(list(corpus), dtype=object)]))
+    top = float(score_range[1]) if score_range is not None else float(pd.to_numeric(df[score_col]).max())
+    weak = pseudo_queries(train_docs, n_per_doc=per_doc, score=top, seed=seed, query_col=query_col,
+                          doc_col=doc_col, score_col=score_col).assign(**{valid_col: False})
+    return pd.concat([df, weak], ignore_index=True)  # df's other columns are empty for the pseudo-queries
+
+
+def fine_tune_relevance(learn: RelevanceLearner, epochs=4, lr=1e-2, freeze_epochs=1, checkpoint_dir=None,
+                        resume=False):
+    """ULMFiT's schedule: the head alone, then the last LSTM layer too, then everything with discriminative lrs.
+
+    With `checkpoint_dir`, a checkpoint is written atomically after every epoch; `resume=True` continues from
+    it after a crash (see `relcollab.training.checkpoint`).
+
+    >>> fine_tune_relevance(learn, epochs=4, lr=1e-2)  # doctest: +SKIP
+    """
+    return fit_stages(learn, ulmfit_stages(epochs, lr, freeze_epochs), checkpoint_dir=checkpoint_dir, resume=resume)
+
+
+def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score', corpus=(), size='small',
+                          lm_epochs=4, epochs=4, valid_pct=0.2, valid_col=None, bs=32, seed=0, score_range=None,
+                          lr=1e-2, pretrained=None, path='.', source='data', checkpoint_dir=None,
+                          resume=False, pseudo_per_doc=4, in_batch=True, lexical=True, teacher=None,
+                          teacher_cache=None, proj_sz=None, drop_mult=1., word_vectors='auto',
+                          pool_embeddings=None, self_supervised=None, documents=None, teacher_epochs=None,
+                          teacher_per_doc=8) -> RelevanceLearner:
+    """Checks `df`, trains the LM on every query, document and `corpus` text, then the relevance model.
+
+    Validation holds out `valid_pct` of the distinct queries (or uses the boolean `valid_col`). The language
+    model reads the training rows' queries and documents plus `corpus`, never a validation query, so the
+    validation scores measure queries the model has never seen. `source` (a file name) labels data errors.
+    With `checkpoint_dir`, training checkpoints every epoch; `resume=True` continues a killed run from there
+    (skipping the language model when it had finished).
+
+    The relevance stage also learns from the documents themselves: `pseudo_per_doc` short spans of every
+    training document (and `corpus` text) serve as queries for it, at the top score (`pseudo_queries`; 0 turns this off). It
+    trains on the whole in-batch score matrix (`in_batch`) and adds BM25-initialised learned term weights to
+    the dense vectors (`lexical`); see `relevance_learner`.
+
+    With a `teacher` (a sentence-transformers model, its directory or name: see `relcollab.training.teacher.load_teacher`)
+    the towers also learn from it while they train (`relcollab.training.distill.TeacherDistillation`): each training text
+    is encoded once by the teacher (cached in `teacher_cache`, default `path/teacher_cache`), the dense vectors
+    take the teacher's size (`proj_sz`, default: the teacher's dimension; 256 without a teacher), and the trained
+    model is the AWD-LSTM towers alone: the teacher never runs when it encodes or scores. Before the relevance
+    stage, a teacher stage (`teacher_epochs`, default 4; 0 skips it) trains the towers on the teacher alone, every
+    layer unfrozen, on `teacher_per_doc` spans of every document and the training queries
+    (`relcollab.training.distill.fit_teacher_stage`). `documents` (texts, default: the training rows' documents
+    and `corpus`) is the collection the idf of the lexical channel and of the word pool is counted over.
+
+    `word_vectors` starts the language model's embedding from word vectors: `'auto'` (the default) means `'corpus'`
+    (PPMI + SVD vectors of the training texts themselves, seconds, nothing to install) unless `pretrained` LM
+    weights are given; None turns them off; or a GloVe/word2vec/fastText text file, a mapping, a
+    sentence-transformers model's encoding of each word, or a list of these (`relcollab.training.word_vectors`);
+    `pool_embeddings='idf'` (the default with word vectors) adds each text's idf-weighted mean word embedding to
+    its dense features, and the dense vectors start as it (`relcollab.core.model.EmbeddingPool`): the words' meaning
+    is in the dense vectors before any relevance training.
+
+    `self_supervised` adds a self-supervised objective on the dense vectors while the towers train
+    (`relcollab.training.self_supervised.SelfSupervised`): None (off), `'crops'` (two random crops of each document),
+    `'dropout'` (each text twice, with different dropout) or `'ict'` (a span against the rest of its document),
+    or a `SelfSupervised` callback (for its `weight`, `temperature`, crop sizes).
+
+    >>> learn = train_relevance_model(triples, size='small', lm_epochs=3, epochs=3)  # doctest: +SKIP
+    >>> learn = train_relevance_model(triples, self_supervised='crops')  # doctest: +SKIP
+    >>> learn = train_relevance_model(triples, teacher='all-MiniLM-L6-v2')  # relcollab[teacher]  # doctest: +SKIP
+    """
+    check_triples(df, query_col, doc_col, score_col, score_range=score_range, source=source)
+    self_supervised = as_self_supervised(self_supervised)  # fails now, before any training, if it is not one
+    if isinstance(word_vectors, str) and word_vectors == 'auto': word_vectors = 'corpus' if pretrained is None else None
+    if pool_embeddings is None: pool_embeddings = 'idf' if word_vectors is not None else False
+    if valid_col is None:
+        df = df.assign(is_valid=query_split(df, query_col, valid_pct, seed))
+        valid_col = 'is_valid'
+    train = df[~df[valid_col].astype(bool)]
+    texts = list(pd.unique(pd.concat([train[doc_col], train[query_col], pd.Series(list(corpus), dtype=object)])))
+    if documents is None: documents = list(pd.unique(pd.concat([train[doc_col], pd.Series(list(corpus), dtype=object)])))
+    run = run_fingerprint(df[[query_col, doc_col, score_col, valid_col]], corpus, size, lm_epochs, seed,
+                          pretrained if word_vectors is None else (pretrained, _describe_source(word_vectors)))
+    if teacher is not None:
+        named = teacher
+        teacher = load_teacher(teacher)  # fails now, before any training, if it cannot load
+        if isinstance(word_vectors, (list, tuple)):  # one model, loaded once
+            word_vectors = [teacher if isinstance(source, str) and source == named else source for source in word_vectors]
+        elif isinstance(word_vectors, str) and word_vectors == named: word_vectors = teacher
+    cache = Path(path)/'teacher_cache' if teacher_cache is None else teacher_cache
+    lm = finished_lm(checkpoint_dir, run) if resume and checkpoint_dir is not None else None
+    if lm is None:
+        with stage('language model', f'{len(texts)} texts, {lm_epochs} epochs'):
+            lm = language_model_stage(texts, size=size, epochs=lm_epochs, pretrained=pretrained, seed=seed, path=path,
+                                      word_vectors=word_vectors, cache_dir=cache)
+        if checkpoint_dir is not None: mark_lm_done(checkpoint_dir, lm, run)
+        lm = {'vocab': lm.vocab, 'encoder_name': lm.encoder_name}
+    set_seed(seed, reproducible=True)
+    rows = with_pseudo_queries(df, query_col, doc_col, score_col, valid_col, pseudo_per_doc, score_range, seed, corpus)
+    dls = RelevanceDataLoaders.from_df(rows, query_col, doc_col, score_col, vocab=lm['vocab'], valid_col=valid_col,
+                                       bs=bs, seed=seed, score_range=score_range, path=path, check=False)  # checked above
+    cbs = []
+    if teacher is not None:
+        with stage('teacher vectors'):
+            cbs.append(distillation_callback(teacher, dls, cache))
+    if proj_sz is None: proj_sz = cbs[0].vectors.dim if cbs else 256
+    if self_supervised is not None:
+        cbs.append(self_supervised)
+        print(f"relcollab: the dense vectors also learn from self-supervised views ({self_supervised.views})", flush=True)
+    learn = relevance_learner(dls, config=relevance_config(size), in_batch=in_batch, lexical=lexical, proj_sz=proj_sz,
+                              drop_mult=drop_mult, pool_embeddings=pool_embeddings, documents=documents)
+    learn.load_encoder(lm['encoder_name'])
+    if teacher is not None and teacher_epochs is None: teacher_epochs = TEACHER_EPOCHS
+    if teacher is not None and teacher_epochs and not (resume and checkpoint_dir is not None and checkpoint_progress(checkpoint_dir) is not None):
+        judged = train[pd.to_numeric(train[score_col]) > (score_range[0] if score_range is not None else train[score_col].min())]
+        with stage('teacher', f'{len(documents)} documents x {teacher_per_doc} spans + {judged[query_col].nunique()} '
+                              f'queries, {teacher_epochs} epochs, the teacher alone'):
+            fit_teacher_stage(learn, teacher, documents, judged.drop_duplicates(query_col)[[query_col, doc_col]],
+                              epochs=teacher_epochs, per_doc=teacher_per_doc, lr=lr, cache_dir=cache, seed=seed)
+    n_train, n_valid = len(dls.train_ds), len(dls.valid_ds)
+    with stage('relevance', f'{n_train} training pairs ({len(rows) - len(df)} of them pseudo-queries), {n_valid} validation '
+                            f'pairs, {sum(s.epochs for s in ulmfit_stages(epochs, lr))} epochs'), learn.added_cbs(cbs):
+        return fine_tune_relevance(learn, epochs=epochs, lr=lr, checkpoint_dir=checkpoint_dir, resume=resume)
+
+
+def _describe_source(source) -> str:
+    "What names a word-vector source in the run's fingerprint (a path or name as given; a model by its class)."
+    if isinstance(source, (list, tuple)): return repr([_describe_source(one) for one in source])
+    return str(source) if isinstance(source, (str, Path)) else type(source).__name__
+
+
+@contextmanager
+def stage(name: str, detail: str = ''):
+    "Prints a stage of the recipe (with `detail`: how much it has to do), then how long it took."
+    start = time.time()
+    print(f"relcollab: {name}{f' ({detail})' if detail else ''} ...", flush=True)
+    yield
+    print(f"relcollab: {name} done in {time.time() - start:.0f} s", flush=True)
