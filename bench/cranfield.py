@@ -75,6 +75,13 @@ def split(data, fold: int):
     return fit_ids, valid_ids, test_ids
 
 
+def load_fold(fold: int):
+    "`(data, (fit_ids, valid_ids, test_ids), qrels)`: Cranfield, the fold's query split, the judgments as ranx reads them."
+    data = load_cranfield(DATA)
+    qrels = data.qrels.rename(columns={'query_id': 'qid', 'doc_id': 'docid'})[['qid', 'docid', 'gain']]
+    return data, split(data, fold), qrels.astype({'qid': str, 'docid': str})
+
+
 def evaluate(results: SearchResults, query_ids, qrels) -> dict:
     run = run_frame([str(q) for q in query_ids], results)
     return evaluate_run(run, qrels, metrics=METRICS), run
@@ -201,10 +208,7 @@ def main(argv=None):
     lm_epochs = args.lm_epochs or (2 if args.quick else 6)
     epochs = args.epochs or (3 if args.quick else 5)
 
-    data = load_cranfield(DATA)
-    fit_ids, valid_ids, test_ids = split(data, args.fold)
-    qrels = data.qrels.rename(columns={'query_id': 'qid', 'doc_id': 'docid'})[['qid', 'docid', 'gain']]
-    qrels = qrels.astype({'qid': str, 'docid': str})
+    data, (fit_ids, valid_ids, test_ids), qrels = load_fold(args.fold)
     docs, doc_ids = data.docs['text'].tolist(), data.docs['doc_id'].tolist()
     text_of = data.queries.set_index('query_id')['text']
     valid_q, test_q = [text_of[q] for q in valid_ids], [text_of[q] for q in test_ids]

@@ -19,9 +19,8 @@ import warnings
 
 import numpy as np
 
-from cranfield import DATA, TEACHER_CACHE, evaluate, results_from_scores, split
+from cranfield import TEACHER_CACHE, evaluate, load_fold, results_from_scores
 from relcollab.core.text import TextTokenizer, build_vocab
-from relcollab.datasets.cranfield import load_cranfield
 from relcollab.training.word_vectors import fit_to_size, vocab_vectors
 
 
@@ -43,10 +42,7 @@ def main(argv=None):
     parser.add_argument('--teacher', default=None, metavar='DIR_OR_NAME')
     args = parser.parse_args(argv)
     warnings.simplefilter('ignore')
-    data = load_cranfield(DATA)
-    fit_ids, valid_ids, test_ids = split(data, args.fold)
-    qrels = data.qrels.rename(columns={'query_id': 'qid', 'doc_id': 'docid'})[['qid', 'docid', 'gain']]
-    qrels = qrels.astype({'qid': str, 'docid': str})
+    data, (fit_ids, valid_ids, test_ids), qrels = load_fold(args.fold)
     docs, doc_ids = data.docs['text'].tolist(), data.docs['doc_id'].tolist()
     text_of = data.queries.set_index('query_id')['text']
     tokenize = TextTokenizer()
