@@ -45,7 +45,7 @@ from relcollab.retrieval.fusion import normalized_fusion, reciprocal_rank_fusion
 from relcollab.retrieval.index import top_k, SearchResults
 from relcollab.training.learner import relevance_learner
 from relcollab.training.lm import language_model_stage
-from relcollab.training.recipe import TEACHER_EPOCHS, fine_tune_relevance, with_pseudo_queries
+from relcollab.training.recipe import fine_tune_relevance, with_pseudo_queries
 from relcollab.training.self_supervised import VIEWS as SELF_SUPERVISED_VIEWS, SelfSupervised
 from relcollab.retrieval.trec import run_frame
 
@@ -120,7 +120,7 @@ def bm25_negatives(data, triples, per_judged: int, depth: int = 30, seed: int = 
 
 def train_relcollab(data, fit_ids, valid_ids, lm, workdir: Path, in_batch=True, pseudo=4, epochs=4, bs=32,
                     lr=1e-2, negatives=1, hard_negatives=0, seed=0, size='small', judged=True, teacher=None,
-                    self_supervised=None, teacher_epochs=TEACHER_EPOCHS, **model_kwargs):
+                    self_supervised=None, teacher_epochs=0, **model_kwargs):
     """The recipe on the training queries' judgments (`judged=False`: none, only the documents' pseudo-queries;
     the validation queries' pairs stay for fastai's validation metrics), with a `teacher` if given and the
     `self_supervised` views (`relcollab.self_supervised.SelfSupervised`) if given."""
@@ -140,7 +140,7 @@ def train_relcollab(data, fit_ids, valid_ids, lm, workdir: Path, in_batch=True, 
     learn = relevance_learner(dls, config=relevance_config(size), in_batch=in_batch, path=workdir, documents=documents,
                               **model_kwargs)
     learn.load_encoder(lm.encoder_name)
-    if teacher is not None and teacher_epochs:  # train_relevance_model's teacher stage
+    if teacher is not None and teacher_epochs:  # train_relevance_model(teacher_epochs=...)'s teacher stage
         fitted = triples[~triples['is_valid'] & (triples['score'] > 0)].drop_duplicates('query')[['query', 'doc']]
         fit_teacher_stage(learn, teacher, documents, fitted, epochs=teacher_epochs, lr=lr, cache_dir=TEACHER_CACHE, seed=seed)
     with learn.added_cbs(cbs): fine_tune_relevance(learn, epochs=epochs, lr=lr)
@@ -198,8 +198,8 @@ def main(argv=None):
     parser.add_argument('--teacher', default=None, metavar='DIR_OR_NAME',
                         help='also train every variant with this sentence-transformers teacher (e.g. all-MiniLM-L6-v2, '
                              'relcollab[teacher]), and add the teacher zero-shot and BM25 + teacher rows')
-    parser.add_argument('--teacher-epochs', type=int, default=TEACHER_EPOCHS,
-                        help='with --teacher: epochs of the teacher stage before relevance training (0: none)')
+    parser.add_argument('--teacher-epochs', type=int, default=0,
+                        help='with --teacher: epochs of the teacher stage before relevance training (default 0: none)')
     parser.add_argument('--self-supervised', default=None, choices=SELF_SUPERVISED_VIEWS, metavar='VIEWS',
                         help='add the self-supervised objective on the dense vectors to every variant\'s training: '
                              'crops (Contriever), dropout (SimCSE) or ict (inverse cloze); the rows name it')

@@ -165,5 +165,5 @@ def test_fit_word_vectors_option_default_and_none():
     assert _one_or_list(parse()) == 'auto'
     assert _one_or_list(parse('--word-vectors', 'none')) is None
     assert _one_or_list(parse('--word-vectors', 'corpus', 'vectors.txt')) == ['corpus', 'vectors.txt']
-    args = build_parser().parse_args(['fit', 't.csv', '--out', 'm.pkl', '--teacher', 'T', '--teacher-epochs', '0'])
-    assert args.teacher_epochs == 0 and build_parser().parse_args(['fit', 't.csv', '--out', 'm.pkl']).teacher_epochs is None
+    args = build_parser().parse_args(['fit', 't.csv', '--out', 'm.pkl', '--teacher', 'T', '--teacher-epochs', '4'])
+    assert args.teacher_epochs == 4 and build_parser().parse_args(['fit', 't.csv', '--out', 'm.pkl']).teacher_epochs == 0

