@@ -110,7 +110,10 @@ def test_damaged_models_exit_2_with_a_message(fitted, tmp_path, capsys):
     ([], 'fit needs --out MODEL.pkl, --pretrained DIR or both'),
     (['--out', 'm.pkl', '--resume'], '--resume needs --checkpoint-dir DIR'),
     (['--pretrained', 'notes'], 'notes exists and is not a model written by save_pretrained'),
-], ids=['nowhere-to-save', 'resume-without-checkpoint-dir', 'pretrained-over-another-directory'])
+    (['--out', 'm.pkl', '--teacher-epochs', '4'], '--teacher-epochs needs --teacher'),
+    (['--out', 'm.pkl', '--teacher', 'T', '--teacher-epochs', '-1'], '--teacher-epochs -1: give 0 or more'),
+], ids=['nowhere-to-save', 'resume-without-checkpoint-dir', 'pretrained-over-another-directory',
+        'teacher-epochs-without-teacher', 'negative-teacher-epochs'])
 def test_fit_options_are_checked_before_training(tmp_path, capsys, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
     make_pairs(20).to_csv('triples.csv', index=False)

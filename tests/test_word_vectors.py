@@ -189,3 +189,12 @@ def test_the_recipe_starts_from_corpus_word_vectors_by_default(tmp_path, monkeyp
         assert 'starts from word vectors' not in capsys.readouterr().out
     assert default.model.hparams['pool_embeddings'] == 'idf' and default.model.query_tower.embedding_pool is not None
     assert off.model.hparams['pool_embeddings'] is False and off.model.query_tower.embedding_pool is None
+
+
+@pytest.mark.parametrize('kwargs, message', [(dict(teacher_epochs=2), 'needs a teacher'),
+                                             (dict(teacher_epochs=-1), 'whole number of epochs')])
+def test_the_recipe_refuses_a_teacher_stage_it_cannot_run_before_training(tmp_path, kwargs, message):
+    from relcollab.recipe import train_relevance_model
+    with pytest.raises(ValueError, match=message):
+        train_relevance_model(make_pairs(20), path=tmp_path, **kwargs)
+    assert not (tmp_path/'models').exists()

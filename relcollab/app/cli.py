@@ -122,6 +122,9 @@ def check_fit_outputs(args):
         raise RelevanceDataError("fit needs --out MODEL.pkl, --pretrained DIR or both: where to save the model.")
     if args.resume and args.checkpoint_dir is None:
         raise RelevanceDataError("--resume needs --checkpoint-dir DIR: the directory of the run to continue.")
+    if args.teacher_epochs and args.teacher is None:
+        raise RelevanceDataError("--teacher-epochs needs --teacher DIR_OR_NAME: the model the teacher stage learns from.")
+    if args.teacher_epochs < 0: raise RelevanceDataError(f"--teacher-epochs {args.teacher_epochs}: give 0 or more epochs.")
     if args.pretrained is not None: check_save_target(args.pretrained)
 
 

@@ -51,7 +51,7 @@ class Collection:
     path: Path
 
     def __repr__(self) -> str:
-        return (f"Collection({len(self.docs)} docs, {len(self.queries)} queries, "
+        return (f"{type(self).__name__}({len(self.docs)} docs, {len(self.queries)} queries, "
                 f"{len(self.qrels)} qrels, path='{self.path}')")
 
 

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from ..retrieval.trec import write_qrels
+from .collection import Collection
 
 __all__ = [
     "CRANFIELD_ENV", "CRANFIELD_URL", "CRANFIELD_FILES", "Cranfield", "find_cranfield",
@@ -54,9 +55,8 @@ _HOW_TO_FIX = (f"pass a local path load_cranfield('path/to/cranfield') "
                f"or set {CRANFIELD_ENV}=path/to/cranfield")
 
 
-@dataclass
-class Cranfield:
-    """The parsed collection: ``docs``, ``queries``, ``qrels`` and the directory they came from.
+class Cranfield(Collection):
+    """The parsed collection: ``docs``, ``queries``, ``qrels`` and the directory they came from (a `Collection`).
 
     Example::
 
@@ -64,14 +64,6 @@ class Cranfield:
         data            # Cranfield(1400 docs, 225 queries, 1837 qrels, path='...')
         data.qrels.head()
     """
-    docs: pd.DataFrame
-    queries: pd.DataFrame
-    qrels: pd.DataFrame
-    path: Path
-
-    def __repr__(self) -> str:
-        return (f"Cranfield({len(self.docs)} docs, {len(self.queries)} queries, "
-                f"{len(self.qrels)} qrels, path='{self.path}')")
 
 
 # ----------------------------------------------------------------------------- locating the files

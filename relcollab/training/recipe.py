@@ -109,6 +109,10 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
     """
     check_triples(df, query_col, doc_col, score_col, score_range=score_range, source=source)
     self_supervised = as_self_supervised(self_supervised)  # fails now, before any training, if it is not one
+    if not isinstance(teacher_epochs, int) or teacher_epochs < 0:
+        raise ValueError(f"teacher_epochs={teacher_epochs!r}: give a whole number of epochs, 0 or more.")
+    if teacher_epochs and teacher is None:
+        raise ValueError(f"teacher_epochs={teacher_epochs} needs a teacher (teacher='all-MiniLM-L6-v2' or a model directory).")
     if isinstance(word_vectors, str) and word_vectors == 'auto': word_vectors = 'corpus' if pretrained is None else None
     if pool_embeddings is None: pool_embeddings = 'idf' if word_vectors is not None else False
     if valid_col is None:
