@@ -45,7 +45,7 @@ from relcollab.retrieval.fusion import normalized_fusion, reciprocal_rank_fusion
 from relcollab.retrieval.index import top_k, SearchResults
 from relcollab.training.learner import relevance_learner
 from relcollab.training.lm import language_model_stage
-from relcollab.training.recipe import fine_tune_relevance, with_pseudo_queries
+from relcollab.training.recipe import LR, WORD_POOL_LR, fine_tune_relevance, with_pseudo_queries
 from relcollab.training.self_supervised import VIEWS as SELF_SUPERVISED_VIEWS, SelfSupervised
 from relcollab.retrieval.trec import run_frame
 
@@ -65,6 +65,7 @@ VARIANTS = {
     'bm25-negatives': dict(in_batch=True, pseudo=4, lexical=True, hard_negatives=1),  # + unjudged docs BM25 ranks high
     'docs-only': dict(in_batch=True, pseudo=4, lexical=True, judged=False),  # no judgments: pseudo-queries alone
     'dense-docs-only': dict(in_batch=True, pseudo=4, lexical=False, judged=False),
+    'narrow-pool': dict(in_batch=True, pseudo=4, lexical=True, word_pool=None),  # with word vectors: pool the LM's embedding
 }
 
 
@@ -119,7 +120,7 @@ def bm25_negatives(data, triples, per_judged: int, depth: int = 30, seed: int = 
 
 
 def train_relcollab(data, fit_ids, valid_ids, lm, workdir: Path, in_batch=True, pseudo=4, epochs=4, bs=32,
-                    lr=1e-2, negatives=1, hard_negatives=0, seed=0, size='small', judged=True, teacher=None,
+                    lr=None, negatives=1, hard_negatives=0, seed=0, size='small', judged=True, teacher=None,
                     self_supervised=None, teacher_epochs=0, **model_kwargs):
     """The recipe on the training queries' judgments (`judged=False`: none, only the documents' pseudo-queries;
     the validation queries' pairs stay for fastai's validation metrics), with a `teacher` if given and the
@@ -134,15 +135,18 @@ def train_relcollab(data, fit_ids, valid_ids, lm, workdir: Path, in_batch=True, 
     dls = RelevanceDataLoaders.from_df(frame, vocab=lm.vocab, valid_col='is_valid', score_range=(0, 4), bs=bs,
                                        seed=seed, path=workdir)
     cbs = [] if teacher is None else [distillation_callback(teacher, dls, cache_dir=TEACHER_CACHE)]
-    if cbs: model_kwargs.setdefault('proj_sz', cbs[0].vectors.dim)
+    if model_kwargs.get('word_pool') is None: model_kwargs.pop('pool_skip', None)
+    # the dense vectors' size as train_relevance_model sets it: the teacher's, else the word pool's, else 256
+    model_kwargs.setdefault('proj_sz', cbs[0].vectors.dim if cbs else 'pool' if model_kwargs.get('word_pool') is not None else 256)
     if self_supervised is not None: cbs.append(SelfSupervised(self_supervised))
     documents = data.docs['text'].tolist()  # idf over the collection, as train_relevance_model counts it
+    if lr is None: lr = WORD_POOL_LR if model_kwargs.get('word_pool') is not None else LR  # as train_relevance_model picks it
     learn = relevance_learner(dls, config=relevance_config(size), in_batch=in_batch, path=workdir, documents=documents,
                               **model_kwargs)
     learn.load_encoder(lm.encoder_name)
     if teacher is not None and teacher_epochs:  # train_relevance_model(teacher_epochs=...)'s teacher stage
         fitted = triples[~triples['is_valid'] & (triples['score'] > 0)].drop_duplicates('query')[['query', 'doc']]
-        fit_teacher_stage(learn, teacher, documents, fitted, epochs=teacher_epochs, lr=lr, cache_dir=TEACHER_CACHE, seed=seed)
+        fit_teacher_stage(learn, teacher, documents, fitted, epochs=teacher_epochs, lr=LR, cache_dir=TEACHER_CACHE, seed=seed)
     with learn.added_cbs(cbs): fine_tune_relevance(learn, epochs=epochs, lr=lr)
     return learn
 
@@ -191,8 +195,9 @@ def main(argv=None):
     parser.add_argument('--word-vectors', nargs='+', default=None, metavar='SOURCE',
                         help="also train every variant on a language model whose embedding starts from these word "
                              "vectors ('corpus', a vector file, or a sentence-transformers model such as "
-                             "all-MiniLM-L6-v2; several side by side), with idf-pooled word embeddings in the towers "
-                             "(pool_embeddings='idf')")
+                             "all-MiniLM-L6-v2; several side by side), and with the idf-weighted pool of the same "
+                             "vectors at their own size in the towers, as train_relevance_model does (the variant "
+                             "narrow-pool pools the LM's embedding of them instead)")
     parser.add_argument('--only-word-vectors', action='store_true', help='with --word-vectors: skip the runs without them')
     parser.add_argument('--only-teacher', action='store_true', help='with --teacher: skip the runs without it')
     parser.add_argument('--teacher', default=None, metavar='DIR_OR_NAME',
@@ -253,10 +258,11 @@ def main(argv=None):
         first_row = f'relcollab (self-supervised {args.self_supervised})' if args.self_supervised else 'relcollab'
         for i, (name, with_teacher, wv) in enumerate(runs):
             start = time.time()
-            extra = dict(pool_embeddings='idf') if wv else {}
+            # with word vectors, train_relevance_model's defaults: the idf pool over the word vectors at their own size
+            extra = dict(pool_embeddings='idf', word_pool=word_vectors, pool_skip=True, cache_dir=TEACHER_CACHE) if wv else {}
             learn = train_relcollab(data, fit_ids, valid_ids, lms[wv], Path(workdir), epochs=epochs, teacher=with_teacher,
                                     self_supervised=args.self_supervised, teacher_epochs=args.teacher_epochs,
-                                    **VARIANTS[name], **extra)
+                                    **{**extra, **VARIANTS[name]})
             train_seconds = time.time() - start
             label = name + (', teacher' if with_teacher is not None else '') + (', word vectors' if wv else '') + ssl
             row = first_row if i == 0 else f'relcollab ({label})'

@@ -12,10 +12,10 @@ import pytest
 import torch
 from fastai.torch_core import set_seed
 
-from relcollab.configs import lm_config, relevance_config
-from relcollab.data import RelevanceDataLoaders
-from relcollab.learner import relevance_learner
-from relcollab.lm import FromScratchWarning, language_model_stage
+from relcollab.core.model import lm_config, relevance_config
+from relcollab.core.data import RelevanceDataLoaders
+from relcollab.training.learner import relevance_learner
+from relcollab.training.lm import FromScratchWarning, language_model_stage
 
 # ~20 words shared by queries and documents, plus two words that only ever occur in documents.
 WORDS = ("wing heat flow slab shock wave plate drag lift boundary layer jet nozzle fluid stress beam shell "

@@ -14,10 +14,10 @@ import torch
 from fastai.callback.core import Callback
 from fastai.torch_core import num_distrib, rank_distrib, set_seed
 
-import relcollab.distributed  # noqa: F401  (learn.distrib_ctx on CPU)
+import relcollab.training.distributed  # noqa: F401  (learn.distrib_ctx on CPU)
 from conftest import PROJ_SZ, TINY, make_pairs
-from relcollab.data import RelevanceDataLoaders
-from relcollab.learner import relevance_learner
+from relcollab.core.data import RelevanceDataLoaders
+from relcollab.training.learner import relevance_learner
 
 
 class BatchLog(Callback):

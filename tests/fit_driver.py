@@ -14,8 +14,8 @@ import fastai.callback.progress  # noqa: F401  (defines defaults.callbacks)
 from fastai.callback.core import Callback
 from fastcore.basics import defaults
 
-from relcollab.cli import main
-from relcollab.configs import MODEL_SIZES
+from relcollab.app.cli import main
+from relcollab.core.model import MODEL_SIZES
 
 TINY_SIZE = dict(emb_sz=16, n_hid=32, n_layers=2)
 

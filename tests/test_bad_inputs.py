@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 from conftest import TINY_LM, WORDS, make_pairs, torch_threads, train_tiny
-from relcollab.lm import language_model_stage
-from relcollab.text import DEFAULT_MAX_TOKENS, TextTokenizer
+from relcollab.training.lm import language_model_stage
+from relcollab.core.text import DEFAULT_MAX_TOKENS, TextTokenizer
 
 ODD_TEXTS = {
     'control characters': '\x00\x01\x07\x1b[31mwing\x7f\x0c\x0b heat',
@@ -130,6 +130,6 @@ def test_the_language_model_reads_odd_texts(tmp_path):
 
 
 def test_scoring_a_frame_without_the_query_column_names_it(trained):
-    from relcollab.validation import RelevanceDataError
+    from relcollab.core.validation import RelevanceDataError
     with pytest.raises(RelevanceDataError, match="'query'"):
         trained.score_pairs(pd.DataFrame({'question': ['wing'], 'doc': ['wing heat']}))

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-import relcollab.bf16 as bf16_module
-import relcollab.encode  # noqa: F401 (patches learn.encode)
+import relcollab.core.bf16 as bf16_module
+import relcollab.retrieval.encode  # noqa: F401 (patches learn.encode)
 from conftest import make_pairs, torch_threads
-from relcollab.bf16 import Bf16FallbackWarning, bf16_support
-from relcollab.configs import relevance_config
-from relcollab.data import RelevanceDataLoaders
-from relcollab.learner import relevance_learner
+from relcollab.core.bf16 import Bf16FallbackWarning, bf16_support
+from relcollab.core.model import relevance_config
+from relcollab.core.data import RelevanceDataLoaders
+from relcollab.training.learner import relevance_learner
 
 # What the README promises (Speed) for the `small` model on a 0..4 scale.
 MAX_VECTOR_DEVIATION, MAX_SCORE_DEVIATION = 2e-3, 6e-3

@@ -21,10 +21,10 @@ from fastai.callback.core import Callback
 from fastai.torch_core import set_seed
 
 from conftest import TINY, make_pairs, tiny_learner, torch_threads
-from relcollab.atomic import atomic_save
-from relcollab.checkpoint import (CHECKPOINT_FILE, CheckpointError, Stage, finished_lm, fit_stages, load_checkpoint,
-                                  mark_lm_done, run_fingerprint, ulmfit_stages)
-from relcollab.data import RelevanceDataLoaders
+from relcollab.core.atomic import atomic_save
+from relcollab.training.checkpoint import (CHECKPOINT_FILE, CheckpointError, Stage, finished_lm, fit_stages,
+                                           load_checkpoint, mark_lm_done, run_fingerprint, ulmfit_stages)
+from relcollab.core.data import RelevanceDataLoaders
 
 DRIVER = Path(__file__).parent/'fit_driver.py'
 EPOCHS = 4  # ulmfit_stages(4): 1 (head) + 1 (last layer) + 2 (all) relevance epochs

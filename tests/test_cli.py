@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from conftest import make_pairs
-from relcollab.cli import main
+from relcollab.app.cli import main
 
 
 def run_cli(*args, cwd):

@@ -1,4 +1,4 @@
-"""Tests for relcollab.collection: BEIR and TREC-style folders written here, bad inputs, and training rows."""
+"""Tests for relcollab.datasets.collection: BEIR and TREC-style folders written here, bad inputs, and training rows."""
 import json
 import os
 import warnings
@@ -7,10 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from relcollab.bm25 import BM25Baseline
-from relcollab.collection import Collection, collection_triples, load_collection
-from relcollab.cranfield import CRANFIELD_ENV, load_cranfield, write_cranfield
-from relcollab.validation import RelevanceDataError
+from relcollab.retrieval.bm25 import BM25Baseline
+from relcollab.datasets.collection import Collection, collection_triples, load_collection
+from relcollab.datasets.cranfield import CRANFIELD_ENV, load_cranfield, write_cranfield
+from relcollab.core.validation import RelevanceDataError
 
 CRANFIELD_DIR = Path(os.environ.get(CRANFIELD_ENV) or Path(__file__).parents[2]/"shared"/"data"/"cranfield")
 

@@ -16,13 +16,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from relcollab.benchmark import benchmark_collection
-from relcollab.cli import main
-from relcollab.collection import collection_triples, load_collection
-from relcollab.docs_only import documents_triples, pseudo_queries_per_doc, read_documents
-from relcollab.evaluate import DEFAULT_METRICS, evaluate_run
-from relcollab.fusion import reciprocal_rank_fusion
-from relcollab.trec import read_run
+from relcollab.app.benchmark import benchmark_collection
+from relcollab.app.cli import main
+from relcollab.datasets.collection import collection_triples, load_collection
+from relcollab.datasets.docs_only import documents_triples, pseudo_queries_per_doc, read_documents
+from relcollab.retrieval.evaluate import DEFAULT_METRICS, evaluate_run
+from relcollab.retrieval.fusion import reciprocal_rank_fusion
+from relcollab.retrieval.trec import read_run
 
 TOPICS = [("wing", "lift", "drag"), ("heat", "slab", "conduction"), ("shock", "wave", "mach"),
           ("boundary", "layer", "plate"), ("jet", "nozzle", "thrust"), ("beam", "stress", "load"),
@@ -90,7 +90,7 @@ def fitted(beir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model(fitted):
-    from relcollab.retrieval_cli import load_model
+    from relcollab.app.retrieval_cli import load_model
     return load_model(fitted[0]/"model.pkl")
 
 
@@ -180,7 +180,7 @@ def test_fit_docs_trains_from_documents_alone(beir, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "40 documents from" in result.stdout and (tmp_path/"docs.pkl").stat().st_size > 0
     assert "self-supervised views (crops)" in result.stdout
-    from relcollab.retrieval_cli import load_model
+    from relcollab.app.retrieval_cli import load_model
     learn = load_model(tmp_path/"docs.pkl")
     assert (learn.dls.score_scaler.lo, learn.dls.score_scaler.hi) == (0, 1)
     assert "zeppelin" in learn.dls.vocab

@@ -1,7 +1,7 @@
 """One loaded model, 8 threads: predict, score_pairs, encode, search and rank give exactly the serial results.
 
 The AWD-LSTM keeps its hidden state in the module and fastai's `get_preds` keeps its batch on the learner, so
-relcollab runs every model call under one lock (`relcollab.learner._PREDICT_LOCK`): calls from many threads
+relcollab runs every model call under one lock (`relcollab.training.learner._PREDICT_LOCK`): calls from many threads
 are safe and give the serial results, one model call at a time.
 """
 import random
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import torch_threads
-from relcollab.pretrained import load_pretrained
+from relcollab.retrieval.pretrained import load_pretrained
 
 N_THREADS, ROUNDS = 8, 2
 

@@ -14,8 +14,8 @@ from fastai.torch_core import set_seed
 from pandas.testing import assert_frame_equal
 
 from conftest import PROJ_SZ, TINY, WORDS, make_pairs, tiny_learner, torch_threads, train_tiny
-from relcollab.data import RelevanceDataLoaders
-from relcollab.learner import EncoderMismatchError
+from relcollab.core.data import RelevanceDataLoaders
+from relcollab.training.learner import EncoderMismatchError
 
 PAD = 1  # fastai's 'xxpad' index
 
@@ -114,7 +114,7 @@ def test_one_batch_pads_queries_and_documents_separately_at_the_end(trained):
 
 # ----------------------------------------------------------------- 3. one shared vocabulary
 def test_pool_is_last_max_mean_over_real_tokens_and_the_old_name_is_an_alias():
-    from relcollab.model import masked_concat_pool, masked_last_max_mean_pool
+    from relcollab.core.model import masked_concat_pool, masked_last_max_mean_pool
     output = torch.arange(12.).reshape(1, 3, 4)
     pooled = masked_last_max_mean_pool(output, torch.tensor([[False, False, True]]))  # the padding is at the end
     torch.testing.assert_close(pooled, torch.cat([output[0, 1], output[0, 1], output[0, :2].mean(0)])[None])
@@ -123,7 +123,7 @@ def test_pool_is_last_max_mean_over_real_tokens_and_the_old_name_is_an_alias():
 
 def test_batches_show_as_a_relevance_pair_through_fastais_show_batch(trained):
     from fastai.data.core import show_batch
-    from relcollab.data import RelevancePair
+    from relcollab.core.data import RelevancePair
     x, y, samples = trained.dls.valid._pre_show_batch(trained.dls.valid.one_batch(), max_n=3)
     assert isinstance(x, RelevancePair) and len(x) == 2
     table = show_batch(x, y, samples, max_n=3, display=False)  # fastai's dispatch finds relcollab's method
@@ -280,7 +280,7 @@ def test_building_dataloaders_does_not_touch_the_callers_frame(pairs_df, tmp_pat
 
 
 def test_from_df_checks_the_frame_unless_told_it_is_checked(pairs_df, tmp_path, monkeypatch):
-    import relcollab.data as data
+    import relcollab.core.data as data
     calls = []
     monkeypatch.setattr(data, 'check_triples', lambda *args, **kwargs: calls.append(args))
     RelevanceDataLoaders.from_df(pairs_df.iloc[:40], bs=16, seed=0, path=tmp_path)

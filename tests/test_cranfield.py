@@ -1,4 +1,4 @@
-"""Tests for relcollab.cranfield: the real collection (skipped when absent) and synthetic files."""
+"""Tests for relcollab.datasets.cranfield: the real collection (skipped when absent) and synthetic files."""
 import os
 import socket
 import time
@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from relcollab.cranfield import (
+from relcollab.datasets.cranfield import (
     CRANFIELD_ENV, CRANFIELD_URL, Cranfield, cranfield_split, cranfield_triples, find_cranfield,
     load_cranfield, write_cranfield,
 )

@@ -28,13 +28,13 @@ import pytest
 from fastai.torch_core import set_seed
 from scipy.stats import spearmanr
 
-from relcollab.bm25 import BM25Baseline
-from relcollab.cranfield import cranfield_split, cranfield_triples, load_cranfield
-from relcollab.demo import validation_report
-from relcollab.evaluate import evaluate_run
-from relcollab.learner import relevance_learner
-from relcollab.recipe import train_relevance_model
-from relcollab.trec import run_frame
+from relcollab.retrieval.bm25 import BM25Baseline
+from relcollab.datasets.cranfield import cranfield_split, cranfield_triples, load_cranfield
+from relcollab.app.demo import validation_report
+from relcollab.retrieval.evaluate import evaluate_run
+from relcollab.training.learner import relevance_learner
+from relcollab.training.recipe import train_relevance_model
+from relcollab.retrieval.trec import run_frame
 
 from test_cranfield import CRANFIELD_DIR
 

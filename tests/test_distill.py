@@ -1,5 +1,5 @@
-"""Distillation from a teacher's vectors into the towers (`relcollab.distill`), with a stand-in teacher: a fixed
-random projection of each text's bag of words (so there is something consistent to learn)."""
+"""Distillation from a teacher's vectors into the towers (`relcollab.training.distill`), with a stand-in teacher: a
+fixed random projection of each text's bag of words (so there is something consistent to learn)."""
 import importlib.util
 
 import numpy as np
@@ -12,11 +12,11 @@ from fastai.torch_core import set_seed
 
 from conftest import PROJ_SZ, TINY, make_pairs, torch_threads
 from test_training_improves import N_TOPICS, topic_pairs
-from relcollab.data import RelevanceDataLoaders
-from relcollab.distill import (TeacherDistillation, TeacherVectors, embedding_distillation_loss, fit_teacher_stage,
-                               margin_mse_loss, teacher_stage_rows)
-from relcollab.encode import numericalize_texts
-from relcollab.learner import relevance_learner
+from relcollab.core.data import RelevanceDataLoaders
+from relcollab.training.distill import (TeacherDistillation, TeacherVectors, embedding_distillation_loss,
+                                        fit_teacher_stage, margin_mse_loss, teacher_stage_rows)
+from relcollab.retrieval.encode import numericalize_texts
+from relcollab.training.learner import relevance_learner
 
 TEACHER_DIM = 12
 
@@ -103,8 +103,8 @@ def test_the_recipe_and_fit_learn_from_a_teacher_and_keep_none_of_it(tmp_path, m
     "train_relevance_model(teacher=DIR): vectors take the teacher's size, its vectors are cached, nothing of it is kept."
     if importlib.util.find_spec('sentence_transformers') is None: pytest.skip('needs sentence-transformers')
     from test_teacher import build_tiny_teacher  # imports sentence-transformers past the torchvision trap
-    from relcollab.configs import MODEL_SIZES
-    from relcollab.recipe import train_relevance_model
+    from relcollab.core.model import MODEL_SIZES
+    from relcollab.training.recipe import train_relevance_model
     teacher_dir = build_tiny_teacher(tmp_path/'teacher', seed=0)
     monkeypatch.setitem(MODEL_SIZES, 'tiny', dict(emb_sz=16, n_hid=32, n_layers=2))
     with torch_threads(1):
@@ -118,7 +118,7 @@ def test_the_recipe_and_fit_learn_from_a_teacher_and_keep_none_of_it(tmp_path, m
 
 
 def test_fit_with_a_teacher_that_is_not_there_fails_before_training(tmp_path, capsys, monkeypatch):
-    from relcollab.cli import main
+    from relcollab.app.cli import main
     monkeypatch.chdir(tmp_path)
     make_pairs(20).to_csv('triples.csv', index=False)
     assert main(['fit', 'triples.csv', '--out', 'm.pkl', '--teacher', './no-such-teacher']) == 2

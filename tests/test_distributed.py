@@ -41,9 +41,9 @@ def test_each_rank_trained_on_its_own_half_of_the_batches(two_ranks):
 
 
 def test_without_a_launcher_distrib_ctx_trains_as_one_process(pairs_df, tmp_path):
-    import relcollab.distributed  # noqa: F401
+    import relcollab.training.distributed  # noqa: F401
     from conftest import tiny_learner, torch_threads
-    from relcollab.data import RelevanceDataLoaders
+    from relcollab.core.data import RelevanceDataLoaders
     with torch_threads(1):
         dls = RelevanceDataLoaders.from_df(pairs_df.head(64), 'query', 'doc', 'score', bs=16, seed=0, path=tmp_path)
         learn = tiny_learner(dls, path=tmp_path)

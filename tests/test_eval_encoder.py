@@ -7,9 +7,9 @@ from fastai.text.models.awdlstm import AWD_LSTM
 from fastai.text.models.core import SentenceEncoder
 from fastai.torch_core import set_seed
 
-import relcollab.model as model_module
-from relcollab.eval_encoder import eval_sentence_encoder, supports_eval_path
-from relcollab.encode import pad_batch
+import relcollab.core.model as model_module
+from relcollab.core.eval_encoder import eval_sentence_encoder, supports_eval_path
+from relcollab.retrieval.encode import pad_batch
 from conftest import torch_threads
 
 

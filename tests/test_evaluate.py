@@ -5,11 +5,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from relcollab.evaluate import evaluate_run, pair_metrics, to_ranx_run
-from relcollab.fusion import min_max_per_query, normalized_fusion, reciprocal_rank_fusion
-from relcollab.index import SearchResults
-from relcollab.trec import ranked, read_qrels, read_run, run_frame, write_qrels, write_run
-from relcollab.validation import RelevanceDataError
+from relcollab.retrieval.evaluate import evaluate_run, pair_metrics, to_ranx_run
+from relcollab.retrieval.fusion import min_max_per_query, normalized_fusion, reciprocal_rank_fusion
+from relcollab.retrieval.index import SearchResults
+from relcollab.retrieval.trec import ranked, read_qrels, read_run, run_frame, write_qrels, write_run
+from relcollab.core.validation import RelevanceDataError
 
 QRELS = pd.DataFrame({'qid': ['q1', 'q1', 'q1', 'q1', 'q2'], 'docid': ['d1', 'd2', 'd3', 'd9', 'd5'],
                       'gain': [3, 1, 2, 0, 1]})

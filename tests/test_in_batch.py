@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from conftest import PROJ_SZ, TINY, make_pairs, torch_threads
-from relcollab.data import RelevanceDataLoaders
-from relcollab.learner import relevance_learner
-from relcollab.losses import InBatchLoss, in_batch_targets
-from relcollab.model import InBatchScores, same_rows
-from relcollab.pseudo import pseudo_queries, sentences
+from relcollab.core.data import RelevanceDataLoaders
+from relcollab.training.learner import relevance_learner
+from relcollab.core.losses import InBatchLoss, in_batch_targets
+from relcollab.core.model import InBatchScores, same_rows
+from relcollab.training.pseudo import pseudo_queries, sentences
 
 
 def test_in_batch_targets_reuse_known_pairs_and_zero_the_rest():
@@ -95,7 +95,7 @@ def lexical_learner(tmp_path_factory):
 
 
 def test_untrained_lexical_channel_scores_bm25(lexical_learner):
-    from relcollab.learner import document_idf
+    from relcollab.training.learner import document_idf
     learn, vocab = lexical_learner, lexical_learner.dls.vocab
     query, doc = 'wing heat heat', 'wing wing heat flow slab gust'
     q, d = (torch.tensor([learn.dls.numericalize_text(t) if hasattr(learn.dls, 'numericalize_text') else
@@ -135,7 +135,7 @@ def test_lexical_model_needs_two_towers(pairs_df, tmp_path):
 
 @pytest.mark.parametrize('options', [{}, {'lexical': True}, {'pool_embeddings': True}, {'shared': True}])
 def test_every_parameter_trains_in_exactly_one_ulmfit_group(options):
-    from relcollab.model import get_relevance_model, relevance_split
+    from relcollab.core.model import get_relevance_model, relevance_split
     model = get_relevance_model(50, TINY, proj_sz=PROJ_SZ, **options)
     grouped = [id(p) for group in relevance_split(model) for p in group]
     assert sorted(grouped) == sorted({id(p) for p in model.parameters()})

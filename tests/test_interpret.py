@@ -9,7 +9,7 @@ import pytest
 from matplotlib.figure import Figure
 from scipy.stats import spearmanr
 
-from relcollab.interpret import RelevanceInterpretation, ndcg_of_order, score_groups
+from relcollab.training.interpret import RelevanceInterpretation, ndcg_of_order, score_groups
 
 from conftest import torch_threads
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from conftest import TINY_LM, make_pairs, torch_threads, train_tiny
-from relcollab.configs import MODEL_SIZES, lm_config, relevance_config
-from relcollab.lm import FromScratchWarning, language_model_stage, load_pretrained_lm
+from relcollab.core.model import MODEL_SIZES, lm_config, relevance_config
+from relcollab.training.lm import FromScratchWarning, language_model_stage, load_pretrained_lm
 
 
 def test_named_sizes_match_ulmfit_and_reject_unknown_names():

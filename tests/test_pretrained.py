@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from conftest import tiny_learner, torch_threads
-from relcollab.index import model_fingerprint
-from relcollab.learner import RelevanceLearner
-from relcollab.pretrained import FORMAT_VERSION, PretrainedFormatError, load_pretrained
+from relcollab.retrieval.index import model_fingerprint
+from relcollab.training.learner import RelevanceLearner
+from relcollab.retrieval.pretrained import FORMAT_VERSION, PretrainedFormatError, load_pretrained
 
 PAIRS = [('wing', 'wing heat flow over a slab'), ('shock wave', 'boundary layer on a flat plate'),
          ('jet nozzle drag', ' '.join(['jet nozzle'] * 50)), ('mach', ''), ('', 'panel beam shell')]
@@ -75,7 +75,7 @@ def test_from_pretrained_is_load_pretrained(trained, saved):
 NO_PICKLE = """
 import json, pickle, sys, torch
 torch.set_num_threads(1)
-from relcollab.pretrained import load_pretrained
+from relcollab.retrieval.pretrained import load_pretrained
 def refuse(*args, **kwargs): raise AssertionError('something tried to unpickle')
 class Refuse:
     def __init__(self, *args, **kwargs): refuse()
@@ -97,7 +97,7 @@ def test_loading_never_unpickles_and_scores_the_same_in_a_fresh_python(trained, 
 
 
 def test_shared_towers_round_trip(pairs_df, tmp_path):
-    from relcollab.data import RelevanceDataLoaders
+    from relcollab.core.data import RelevanceDataLoaders
     dls = RelevanceDataLoaders.from_df(pairs_df.iloc[:80], bs=16, seed=0, path=tmp_path)
     learn = tiny_learner(dls, path=tmp_path, shared=True)
     loaded = load_pretrained(learn.save_pretrained(tmp_path/'shared'))
@@ -117,7 +117,7 @@ def test_saving_again_replaces_the_model_and_other_directories_are_refused(train
 
 
 def test_a_failed_save_leaves_the_previous_model_and_no_temporary_files(trained, copy_of, monkeypatch):
-    import relcollab.pretrained as pretrained
+    import relcollab.retrieval.pretrained as pretrained
     target = copy_of()
     before = {p.name: p.read_bytes() for p in target.iterdir()}
     def crash(tensors, filename, metadata=None):

@@ -22,10 +22,10 @@ import pytest
 from fastai.torch_core import set_seed
 
 from conftest import PROJ_SZ, TINY, make_pairs, torch_threads
-from relcollab import recipe
-from relcollab.cli import main
-from relcollab.data import RelevanceDataLoaders
-from relcollab.learner import relevance_learner
+from relcollab.training import recipe
+from relcollab.app.cli import main
+from relcollab.core.data import RelevanceDataLoaders
+from relcollab.training.learner import relevance_learner
 from test_cranfield import CRANFIELD_DIR
 
 
@@ -44,7 +44,7 @@ N_QUERIES, N_DOCS = 20, 200
 def cranfield_slice():
     """The first 20 judged Cranfield queries, their judged documents plus random others (200 in all), their qrels,
     and an untrained default learner whose training rows hold every one of the 200 documents."""
-    from relcollab.cranfield import load_cranfield
+    from relcollab.datasets.cranfield import load_cranfield
     cran = load_cranfield(CRANFIELD_DIR)
     query_ids = list(pd.unique(cran.qrels.query_id))[:N_QUERIES]
     qrels = cran.qrels[cran.qrels.query_id.isin(query_ids)]
@@ -89,9 +89,9 @@ def _top(scores, k=10): return set(np.argsort(-scores, kind='stable')[:k])
 
 
 def _ndcg10(scores, s) -> float:
-    from relcollab.evaluate import evaluate_run
-    from relcollab.index import SearchResults
-    from relcollab.trec import run_frame
+    from relcollab.retrieval.evaluate import evaluate_run
+    from relcollab.retrieval.index import SearchResults
+    from relcollab.retrieval.trec import run_frame
     order = np.argsort(-scores, axis=1, kind='stable')[:, :100]
     results = SearchResults(s.docs.doc_id.astype(str).to_numpy()[order], np.take_along_axis(scores, order, axis=1))
     qrels = s.qrels.rename(columns={'query_id': 'qid', 'doc_id': 'docid'}).astype({'qid': str, 'docid': str})
@@ -106,7 +106,7 @@ def test_untrained_lexical_channel_ranks_like_the_bm25_baseline(cranfield_slice)
     Measured on this slice: top-10 overlap 0.835 (mean over the 20 queries), nDCG@10 0.712 vs BM25's 0.714. With the
     channel broken the overlap fell to 0.61 (idf left at 1), 0.74 (average length left at its default), 0.715 (no
     stemming), and nDCG@10 to 0.589, 0.641, 0.671."""
-    from relcollab.bm25 import BM25Baseline
+    from relcollab.retrieval.bm25 import BM25Baseline
     s = cranfield_slice
     bm25 = BM25Baseline().index(s.docs.doc_id.astype(str), s.docs.text).scores(s.queries.text.tolist())
     overlap = np.mean([len(_top(ours) & _top(theirs)) / 10 for ours, theirs in zip(s.lexical, bm25)])
@@ -272,8 +272,8 @@ def _learner(df, path, vocab=None):
 
 @pytest.mark.parametrize('change', ['scores', 'rows', 'validation split'])
 def test_resuming_a_checkpoint_on_other_data_is_refused_by_the_library(tmp_path, change):
-    from relcollab.checkpoint import CHECKPOINT_FILE, CheckpointError
-    from relcollab.recipe import fine_tune_relevance
+    from relcollab.training.checkpoint import CHECKPOINT_FILE, CheckpointError
+    from relcollab.training.recipe import fine_tune_relevance
     df = make_pairs(120, seed=2).assign(is_valid=lambda d: d.index % 5 == 0)
     first = _learner(df.drop(columns='is_valid'), tmp_path)
     with first.no_bar(), first.no_logging(): fine_tune_relevance(first, epochs=2, checkpoint_dir=tmp_path/'ckpt')
@@ -297,7 +297,7 @@ def test_resuming_a_checkpoint_on_other_data_is_refused_by_the_library(tmp_path,
 
 def test_resuming_on_the_same_data_rebuilt_from_scratch_is_accepted(tmp_path):
     "The data check does not refuse a genuine resume: the same rows, loaded again, finish the run."
-    from relcollab.recipe import fine_tune_relevance
+    from relcollab.training.recipe import fine_tune_relevance
     df = make_pairs(120, seed=2)
     first = _learner(df, tmp_path)
     with first.no_bar(), first.no_logging(): fine_tune_relevance(first, epochs=2, checkpoint_dir=tmp_path/'ckpt')
@@ -347,7 +347,7 @@ ROUND_TRIP_PAIRS = [('wing', 'wing heat flow over a slab'), ('shock wave', 'boun
 @pytest.mark.parametrize('options', [{'shared': True}, {'in_batch': False}, {'pool_embeddings': True},
                                      {'lexical': False}], ids=lambda o: '-'.join(f'{k}={v}' for k, v in o.items()))
 def test_options_train_save_load_and_score_identically(tmp_path, options):
-    from relcollab.pretrained import load_pretrained
+    from relcollab.retrieval.pretrained import load_pretrained
     df = make_pairs(120, seed=6)
     set_seed(0, reproducible=True)
     dls = RelevanceDataLoaders.from_df(df, bs=16, seed=0, path=tmp_path)

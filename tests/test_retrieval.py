@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from conftest import make_pairs, tiny_learner, torch_threads, train_tiny
-from relcollab.bm25 import BM25Baseline
-from relcollab.index import (DocIndex, IndexFileError, IndexMismatchError, SearchResults, exact_search,
-                             model_fingerprint, top_k)
-import relcollab.rank  # noqa: F401  (patches learn.rank, and through it learn.encode, .index, .search)
-from relcollab.validation import RelevanceDataError
+from relcollab.retrieval.bm25 import BM25Baseline
+from relcollab.retrieval.index import (DocIndex, IndexFileError, IndexMismatchError, SearchResults, exact_search,
+                                       model_fingerprint, top_k)
+import relcollab.retrieval.index  # noqa: F401  (patches learn.rank, and through it learn.encode, .index, .search)
+from relcollab.core.validation import RelevanceDataError
 
 
 @pytest.fixture(autouse=True, scope='module')
@@ -57,6 +57,28 @@ def test_encode_query_and_encode_document_are_encode_with_a_side(trained, docs):
     dense = trained.encode_document(texts, output='dense')
     np.testing.assert_array_equal(dense, trained.encode(texts, side='doc', output='dense'))
     assert not np.array_equal(trained.encode_document(queries), trained.encode_query(queries))  # the sides differ
+    with pytest.raises(TypeError, match=r"encode_query reads texts as queries: call learn.encode\(texts, side"):
+        trained.encode_query(queries, side='doc')
+
+
+def test_index_search_and_rank_take_encodes_options(trained, docs):
+    "bf16, progress and source reach the encoding (and the error messages) from every entry point."
+    from relcollab.core.bf16 import Bf16FallbackWarning, bf16_support
+    supported = bf16_support('cpu')[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', Bf16FallbackWarning)
+        index = trained.index(docs, bf16=True, progress=False)
+        found = trained.search(['wing heat'], index, k=3, bf16=True)
+        ranked = trained.rank('wing heat', docs, k=3, bf16=True, progress=False)
+    plain = trained.index(docs)
+    if supported:  # bfloat16 vectors: close to float32's
+        np.testing.assert_allclose(index.vectors, plain.vectors, atol=0.05)
+    else:  # the float32 fallback: the same
+        np.testing.assert_array_equal(index.vectors, plain.vectors)
+        assert list(found.ids[0]) == list(trained.search(['wing heat'], plain, k=3).ids[0])
+        assert list(ranked['id']) == list(trained.rank('wing heat', docs, k=3)['id'])
+    with pytest.raises(Exception, match='my_docs.csv'):
+        trained.rank('wing heat', docs.drop(columns=['text']), source='my_docs.csv')
 
 
 def test_encode_returns_unit_vectors_in_the_callers_order_whatever_the_batching(trained):

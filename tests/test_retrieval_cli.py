@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from conftest import torch_threads, train_tiny
-from relcollab.cli import main
-from relcollab.trec import read_qrels, read_run, write_qrels
+from relcollab.app.cli import main
+from relcollab.retrieval.trec import read_qrels, read_run, write_qrels
 
 from test_cranfield import CRANFIELD_DIR
 

@@ -1,5 +1,5 @@
-"""The self-supervised objective on the dense vectors (`relcollab.self_supervised`): its views, where its gradient
-goes, that training lowers it, and that bad arguments fail before any training."""
+"""The self-supervised objective on the dense vectors (`relcollab.training.self_supervised`): its views, where its
+gradient goes, that training lowers it, and that bad arguments fail before any training."""
 import math
 
 import pytest
@@ -8,9 +8,9 @@ from fastai.callback.core import Callback, CancelFitException
 from fastai.torch_core import set_seed
 
 from conftest import make_pairs, tiny_learner, torch_threads
-from relcollab.data import RelevanceDataLoaders
-from relcollab.self_supervised import (VIEWS, SelfSupervised, as_self_supervised, distinct_rows, ict_views,
-                                       random_crops, self_supervised_loss)
+from relcollab.core.data import RelevanceDataLoaders
+from relcollab.training.self_supervised import (VIEWS, SelfSupervised, as_self_supervised, distinct_rows, ict_views,
+                                                random_crops, self_supervised_loss)
 
 PAD = 1
 
@@ -172,12 +172,12 @@ def test_bad_arguments_raise_clear_errors():
 
 
 def test_the_recipes_fail_on_bad_arguments_before_any_training(tmp_path, monkeypatch):
-    import relcollab.recipe
-    from relcollab.docs_only import train_from_documents
-    from relcollab.recipe import train_relevance_model
+    import relcollab.training.recipe
+    from relcollab.datasets.docs_only import train_from_documents
+    from relcollab.training.recipe import train_relevance_model
 
     def no_training(*args, **kwargs): raise AssertionError('training started')
-    monkeypatch.setattr(relcollab.recipe, 'language_model_stage', no_training)
+    monkeypatch.setattr(relcollab.training.recipe, 'language_model_stage', no_training)
     with pytest.raises(ValueError, match="views='simcse'"):
         train_relevance_model(make_pairs(20), self_supervised='simcse', path=tmp_path)
     with pytest.raises(ValueError, match="views='crop'"):
@@ -187,8 +187,8 @@ def test_the_recipes_fail_on_bad_arguments_before_any_training(tmp_path, monkeyp
 
 
 def test_the_recipe_trains_with_it_and_keeps_none_of_it(tmp_path, monkeypatch):
-    from relcollab.configs import MODEL_SIZES
-    from relcollab.recipe import train_relevance_model
+    from relcollab.core.model import MODEL_SIZES
+    from relcollab.training.recipe import train_relevance_model
     monkeypatch.setitem(MODEL_SIZES, 'tiny', dict(emb_sz=16, n_hid=32, n_layers=2))
     cb = SelfSupervised('crops')
     with torch_threads(1):

@@ -1,7 +1,8 @@
-"""relcollab.teacher on tiny random sentence-transformers models built here (no download, no packaged weights).
+"""relcollab.training.teacher on tiny random sentence-transformers models built here (no download, no packaged
+weights).
 
 Skipped without sentence-transformers (`pip install -c constraints-cpu.txt -e ".[teacher]"`). The import goes
-through relcollab.teacher, so a broken torchvision workaround fails these tests instead of skipping them.
+through relcollab.training.teacher, so a broken torchvision workaround fails these tests instead of skipping them.
 """
 import importlib.util
 import subprocess
@@ -11,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from relcollab import teacher as teacher_module
-from relcollab.teacher import load_teacher, teacher_embeddings, teacher_fingerprint
+from relcollab.training import teacher as teacher_module
+from relcollab.training.teacher import load_teacher, teacher_embeddings, teacher_fingerprint
 
 if importlib.util.find_spec('sentence_transformers') is None:
     pytest.skip('sentence-transformers is not installed (the teacher extra)', allow_module_level=True)
@@ -138,10 +139,10 @@ def test_bad_texts(teacher_dirs):
 FRESH = """
 import sys
 {before}
-import relcollab.teacher
+import relcollab.training.teacher
 assert not {not_yet} & set(sys.modules), 'imported too early'
-model = relcollab.teacher.load_teacher({directory!r}, device='cpu')
-print(relcollab.teacher.teacher_embeddings(model, ['heat transfer']).shape)
+model = relcollab.training.teacher.load_teacher({directory!r}, device='cpu')
+print(relcollab.training.teacher.teacher_embeddings(model, ['heat transfer']).shape)
 """
 
 

@@ -6,10 +6,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from relcollab.cranfield import load_cranfield
+from relcollab.datasets.cranfield import load_cranfield
 from fastai.text.core import PAD, UNK
 
-from relcollab.text import TextTokenizer
+from relcollab.core.text import TextTokenizer
 from test_cranfield import CRANFIELD_DIR, needs_cranfield
 
 

@@ -25,8 +25,8 @@ import pytest
 from fastai.callback.core import Callback
 from fastai.torch_core import set_seed
 
-from relcollab.data import RelevanceDataLoaders
-from relcollab.learner import relevance_learner
+from relcollab.core.data import RelevanceDataLoaders
+from relcollab.training.learner import relevance_learner
 
 from conftest import PROJ_SZ, TINY, torch_threads
 

@@ -1,4 +1,4 @@
-"""Tests for relcollab.validation: every bad input gets a clear, early error."""
+"""Tests for relcollab.core.validation: every bad input gets a clear, early error."""
 import math
 import warnings
 
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
-from relcollab.validation import (
+from relcollab.core.validation import (
     RelevanceDataError,
     RelevanceDataWarning,
     check_columns,
@@ -305,10 +305,10 @@ def test_checks_never_modify_the_callers_frame(frame):
 
 
 def test_relcollab_error_is_the_base_and_relevance_data_error_keeps_its_subclasses():
-    from relcollab.checkpoint import CheckpointError
-    from relcollab.learner import EncoderMismatchError
-    from relcollab.pretrained import PretrainedFormatError
-    from relcollab.validation import RelcollabError, RelevanceDataError, RelevanceFileNotFoundError
+    from relcollab.training.checkpoint import CheckpointError
+    from relcollab.training.learner import EncoderMismatchError
+    from relcollab.retrieval.pretrained import PretrainedFormatError
+    from relcollab.core.validation import RelcollabError, RelevanceDataError, RelevanceFileNotFoundError
     assert issubclass(RelcollabError, ValueError) and issubclass(RelevanceDataError, RelcollabError)
     for error in (CheckpointError, PretrainedFormatError, RelevanceFileNotFoundError):
         assert issubclass(error, RelevanceDataError)  # `except RelevanceDataError` still catches them

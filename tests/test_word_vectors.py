@@ -1,14 +1,15 @@
-"""English word vectors for the LM's embedding (`relcollab.word_vectors`) and the idf-weighted embedding pool."""
+"""English word vectors for the LM's embedding (`relcollab.training.word_vectors`) and the idf-weighted embedding
+pool."""
 import numpy as np
 import pytest
 import torch
 
 from conftest import TINY, TINY_LM, WORDS, make_pairs, torch_threads
-from relcollab.data import RelevanceDataLoaders
-from relcollab.learner import document_idf, relevance_learner
-from relcollab.lm import language_model_stage
-from relcollab.model import EmbeddingPool, relevance_split
-from relcollab.word_vectors import fit_to_size, read_vector_file, vocab_vectors, word_vector_matrix
+from relcollab.core.data import RelevanceDataLoaders
+from relcollab.training.learner import document_idf, relevance_learner
+from relcollab.training.lm import language_model_stage
+from relcollab.core.model import EmbeddingPool, relevance_split
+from relcollab.training.word_vectors import fit_to_size, read_vector_file, vocab_vectors, word_vector_matrix
 
 
 def _vectors(words, dim=6, seed=0) -> dict:
@@ -137,7 +138,7 @@ def test_corpus_vectors_put_words_of_one_topic_together():
     rng = np.random.default_rng(0)
     topics = [['wing', 'lift', 'drag'], ['slab', 'heat', 'conduction']]
     corpus = [np.array([o2i['xxbos']] + [o2i[w] for w in rng.permutation(topics[i % 2] * 3 + ['the'])]) for i in range(200)]
-    from relcollab.word_vectors import corpus_word_vectors
+    from relcollab.training.word_vectors import corpus_word_vectors
     vectors, found = corpus_word_vectors(corpus, vocab, dim=4)
     assert found.tolist() == [False, False, False] + [True] * 7  # fastai's own tokens never get a vector
     def cos(a, b):
@@ -162,7 +163,7 @@ def test_corpus_word_vectors_in_the_language_model_and_several_sources_side_by_s
 
 
 def test_a_model_with_the_idf_pool_saves_and_loads_pickle_free(tmp_path):
-    from relcollab.pretrained import load_pretrained
+    from relcollab.retrieval.pretrained import load_pretrained
     df = make_pairs(80, seed=0).assign(is_valid=lambda d: np.arange(len(d)) % 5 == 0)
     dls = RelevanceDataLoaders.from_df(df, valid_col='is_valid', bs=8, seed=0, path=tmp_path)
     learn = relevance_learner(dls, config=TINY, proj_sz=8, pool_embeddings='idf')
@@ -178,23 +179,29 @@ def test_a_model_with_the_idf_pool_saves_and_loads_pickle_free(tmp_path):
 def test_the_recipe_starts_from_corpus_word_vectors_by_default(tmp_path, monkeypatch, capsys):
     "train_relevance_model's default: corpus word vectors and the idf pool; word_vectors=None: neither."
     from conftest import make_pairs, torch_threads
-    from relcollab.configs import MODEL_SIZES
-    from relcollab.recipe import train_relevance_model
+    from relcollab.core.model import MODEL_SIZES
+    from relcollab.training.recipe import train_relevance_model
     monkeypatch.setitem(MODEL_SIZES, 'tiny', dict(emb_sz=16, n_hid=32, n_layers=2))
     options = dict(size='tiny', lm_epochs=1, epochs=1, bs=16, pseudo_per_doc=0)
     with torch_threads(1):
         default = train_relevance_model(make_pairs(60, seed=2), path=tmp_path/'default', **options)
-        assert 'starts from word vectors' in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert 'starts from word vectors' in out and 'epochs, lr 0.001)' in out  # the word pool's smaller step
         off = train_relevance_model(make_pairs(60, seed=2), path=tmp_path/'off', word_vectors=None, **options)
-        assert 'starts from word vectors' not in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert 'starts from word vectors' not in out and 'epochs, lr 0.01)' in out
     assert default.model.hparams['pool_embeddings'] == 'idf' and default.model.query_tower.embedding_pool is not None
     assert off.model.hparams['pool_embeddings'] is False and off.model.query_tower.embedding_pool is None
+    # the word pool: the corpus vectors at their own size, added to the dense vectors, which take its size
+    hparams = default.model.hparams
+    assert hparams['pool_skip'] and hparams['word_pool'] > 16 and hparams['proj_sz'] == hparams['word_pool']
+    assert 'word_pool' not in off.model.hparams and off.model.hparams['proj_sz'] == 256
 
 
 @pytest.mark.parametrize('kwargs, message', [(dict(teacher_epochs=2), 'needs a teacher'),
                                              (dict(teacher_epochs=-1), 'whole number of epochs')])
 def test_the_recipe_refuses_a_teacher_stage_it_cannot_run_before_training(tmp_path, kwargs, message):
-    from relcollab.recipe import train_relevance_model
+    from relcollab.training.recipe import train_relevance_model
     with pytest.raises(ValueError, match=message):
         train_relevance_model(make_pairs(20), path=tmp_path, **kwargs)
     assert not (tmp_path/'models').exists()

@@ -76,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "GloVe/word2vec/fastText text file, or a sentence-transformers model (e.g. all-MiniLM-L6-v2) "
                           "whose encoding of each word becomes its vector; several side by side; the towers then also "
                           "pool idf-weighted word embeddings")
+    fit.add_argument('--no-word-pool', action='store_true',
+                     help="pool the language model's 128-dimensional embedding of the word vectors in the towers, "
+                          "not the word vectors themselves at their own size (400 dimensions for 'corpus'): the "
+                          "recipe before the word pool")
     fit.add_argument('--self-supervised', choices=('crops', 'dropout', 'ict'), default=None,
                      help='also train the dense vectors on views of each batch\'s own texts (relcollab.training.self_supervised): '
                           'two crops of a document (Contriever), two dropout masks (SimCSE) or a span against the '
@@ -143,7 +147,8 @@ def run_fit(args):
                   checkpoint_dir=args.checkpoint_dir, resume=args.resume, pseudo_per_doc=_pseudo_per_doc(args),
                   lexical=not args.no_lexical, teacher=args.teacher, teacher_cache=args.teacher_cache,
                   teacher_epochs=args.teacher_epochs,
-                  word_vectors=_one_or_list(args.word_vectors), self_supervised=args.self_supervised)
+                  word_vectors=_one_or_list(args.word_vectors), self_supervised=args.self_supervised,
+                  **({'word_pool': None} if args.no_word_pool else {}))
     if args.out is not None:
         learn.export(args.out.absolute())
         print(f"relcollab: exported the learner to {args.out}")

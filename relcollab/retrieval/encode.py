@@ -192,6 +192,7 @@ def encode_query(self: RelevanceLearner, texts, **kwargs):
     >>> learn.encode_query(['heat transfer in slabs', 'wing flutter']).shape  # doctest: +SKIP
     (2, 256)
     """
+    if 'side' in kwargs: raise TypeError("encode_query reads texts as queries: call learn.encode(texts, side=...) to choose the side.")
     return self.encode(texts, side='query', **kwargs)
 
 
@@ -202,6 +203,7 @@ def encode_document(self: RelevanceLearner, texts, **kwargs):
     >>> learn.encode_document(docs['text']) @ learn.encode_query('wing flutter')  # doctest: +SKIP
     array([0.41, 0.07, ...], dtype=float32)
     """
+    if 'side' in kwargs: raise TypeError("encode_document reads texts as documents: call learn.encode(texts, side=...) to choose the side.")
     return self.encode(texts, side='doc', **kwargs)
 
 

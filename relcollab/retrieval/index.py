@@ -372,17 +372,18 @@ def docs_frame(docs, id_col='id', text_col='text', source='docs') -> pd.DataFram
 
 @patch
 def index(self: RelevanceLearner, docs, id_col='id', text_col='text', bs=256, progress=None,
-          source='docs') -> DocIndex:
+          source='docs', bf16=False) -> DocIndex:
     """Encodes every document of `docs` (a DataFrame with `id_col` and `text_col`, or a list of texts) once.
 
     Ids must be unique (they are stored as strings). The index carries this learner's `model_fingerprint`.
-    `source` names the data in error messages (a file path gives file lines).
+    `source` names the data in error messages (a file path gives file lines). `bf16`, `bs` and `progress` are
+    `learn.encode`'s (`bs` defaults to 256 here and in `search` and `rank`, 128 in `encode`: speed only, same vectors).
 
     >>> index = learn.index(docs_df, id_col='id', text_col='text')  # doctest: +SKIP
     """
     frame = docs_frame(docs, id_col, text_col, source=source)
     check_doc_ids(frame[id_col].tolist(), labels=frame.index, source=source)
-    dense, lexical = self.encode(frame[text_col].tolist(), side='doc', bs=bs, progress=progress, output='both')
+    dense, lexical = self.encode(frame[text_col].tolist(), side='doc', bs=bs, progress=progress, output='both', bf16=bf16)
     return DocIndex(frame[id_col].tolist(), dense, fingerprint=model_fingerprint(self), lexical=lexical)
 
 
@@ -397,7 +398,7 @@ def check_fingerprint(learn, index: DocIndex):
 
 
 @patch
-def search(self: RelevanceLearner, queries, index: DocIndex, k=10, bs=256, progress=None) -> SearchResults:
+def search(self: RelevanceLearner, queries, index: DocIndex, k=10, bs=256, progress=None, bf16=False) -> SearchResults:
     """Encodes `queries` (a string or a list), finds the top-`k` documents of `index` and scores them in user units.
 
     Results are (n_queries, k) arrays, best first (a single string is one query). Refuses an index built by
@@ -409,19 +410,22 @@ def search(self: RelevanceLearner, queries, index: DocIndex, k=10, bs=256, progr
     check_fingerprint(self, index)
     texts = as_text_list(queries)[0]
     if index.lexical is None:  # dense vectors, or whole ones (an index built before the sparse layout)
-        positions, dots = index.search_positions(self.encode(texts, side='query', bs=bs, progress=progress), k)
+        positions, dots = index.search_positions(self.encode(texts, side='query', bs=bs, progress=progress, bf16=bf16), k)
     else:
-        positions, dots = index.search_positions(self.encode(texts, side='query', bs=bs, progress=progress, output='both'), k)
+        positions, dots = index.search_positions(self.encode(texts, side='query', bs=bs, progress=progress, output='both',
+                                                             bf16=bf16), k)
     return SearchResults(index._id_array[positions], self.score_dots(dots).astype(np.float32))
 
 
 @patch
-def rank(self: RelevanceLearner, query: str, docs, k=10, id_col='id', text_col='text', bs=256) -> pd.DataFrame:
+def rank(self: RelevanceLearner, query: str, docs, k=10, id_col='id', text_col='text', bs=256, progress=None,
+         source='docs', bf16=False) -> pd.DataFrame:
     """The `k` documents of `docs` that best answer `query`, best first.
 
     `docs` is a DataFrame with `id_col` and `text_col`, a list of texts (ids are their positions 0..n-1) or a
     `DocIndex` (from `learn.index`). Columns: `id_col`, `score` (the user's units), `rank` (1..k), and
     `text_col` when the texts were given. `k` above the number of documents warns and returns all of them.
+    `bs`, `progress`, `source` and `bf16` mean what they mean in `learn.index`.
 
     >>> learn.rank('heat transfer in slabs', docs_df, k=3)  # doctest: +SKIP
          id     score  rank                                   text
@@ -429,12 +433,12 @@ def rank(self: RelevanceLearner, query: str, docs, k=10, id_col='id', text_col='
     """
     if not isinstance(query, str): raise TypeError(f"query must be a string, got {type(query).__name__}.")
     if isinstance(docs, DocIndex):
-        results = self.search([query], docs, k=k, bs=bs)
+        results = self.search([query], docs, k=k, bs=bs, bf16=bf16)
         return _ranked_frame({id_col: results.ids[0]}, results.scores[0])
-    frame = docs_frame(docs, id_col, text_col)
-    dense, lexical = self.encode(frame[text_col].tolist(), side='doc', bs=bs, output='both')
+    frame = docs_frame(docs, id_col, text_col, source=source)
+    dense, lexical = self.encode(frame[text_col].tolist(), side='doc', bs=bs, output='both', progress=progress, bf16=bf16)
     by_position = DocIndex(range(len(frame)), dense, fingerprint=model_fingerprint(self), lexical=lexical)
-    results = self.search([query], by_position, k=k, bs=bs)
+    results = self.search([query], by_position, k=k, bs=bs, bf16=bf16)
     hits = frame.iloc[results.ids[0].astype(int)]
     return _ranked_frame({id_col: hits[id_col].to_numpy(), text_col: hits[text_col].to_numpy()}, results.scores[0])
 

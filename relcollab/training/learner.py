@@ -5,6 +5,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 import fastai.callback.progress  # noqa: F401  (progress bars during fit)
 import fastai.callback.schedule  # noqa: F401  (fit_one_cycle, lr_find)
@@ -19,6 +20,7 @@ from ..core.losses import InBatchLoss
 from ..core.model import (_training_documents, document_idf, get_relevance_model, relevance_config,  # noqa: F401
                           relevance_split, start_from_bm25, term_ids)
 from ..core.validation import RelcollabError, check_columns
+from .word_vectors import POOL_DIM, pool_vectors
 
 __all__ = ['RelevanceLearner', 'relevance_learner', 'EncoderMismatchError']
 
@@ -108,6 +110,27 @@ def _load_matching(module: torch.nn.Module, weights: dict, path: Path):
     module.load_state_dict(weights)
 
 
+def _word_pool_corpus(dls, documents) -> list:
+    "Token ids of the collection's documents and the distinct training queries: what `'corpus'` word vectors learn from."
+    o2i = {word: i for i, word in enumerate(dls.vocab)}
+    items = dls.train_ds.items
+    queries = list({tuple(tokens): None for tokens in dls.tokenizer(pd.unique(items[dls.query_col]).tolist())})
+    return [np.array([o2i.get(t, 0) for t in tokens], dtype=np.int64) for tokens in _training_documents(dls, documents) + queries]
+
+
+def _pool_statistics(vectors: np.ndarray, docs: list, vocab, idf: torch.Tensor, most: int = 2000) -> tuple:
+    "Mean and standard deviation of each dimension of the idf-weighted mean word vector over (up to `most`) documents."
+    o2i, weights = {word: i for i, word in enumerate(vocab)}, idf.numpy()
+    rows = []
+    for tokens in docs[:most]:
+        ids = np.array([o2i.get(t, 0) for t in tokens], dtype=np.int64)
+        w = weights[ids]
+        rows.append((vectors[ids] * w[:, None]).sum(0) / max(w.sum(), 1e-6))
+    rows = np.array(rows) if rows else np.zeros((1, vectors.shape[1]))
+    spread = rows.std(axis=0) if len(rows) > 1 else np.ones(vectors.shape[1])
+    return torch.as_tensor(rows.mean(axis=0), dtype=torch.float32), torch.as_tensor(spread + 1e-6, dtype=torch.float32)
+
+
 def _start_at_the_mean(model, dls):
     "Sets the head's bias so the untrained model predicts the training targets' mean (as a regression head should)."
     score_col = dls.score_col
@@ -122,7 +145,8 @@ def _start_at_the_mean(model, dls):
 @delegates(Learner.__init__)
 def relevance_learner(dls, arch=AWD_LSTM, config=None, drop_mult=1., shared=False, y_range=(0., 1.),
                       proj_sz=256, bptt=72, in_batch=True, pool_embeddings=False, lexical=None,
-                      stemmer='english', documents=None, **kwargs) -> RelevanceLearner:
+                      stemmer='english', documents=None, word_pool=None, word_pool_dim=POOL_DIM, cache_dir=None,
+                      pool_skip=False, **kwargs) -> RelevanceLearner:
     """A `Learner` for `dls` from `RelevanceDataLoaders`: two AWD-LSTM towers, a dot product, MSE on [0, 1].
 
     `in_batch=True` trains on the whole B x B score matrix of each batch (`InBatchLoss`); `lexical` (default:
@@ -134,6 +158,12 @@ def relevance_learner(dls, arch=AWD_LSTM, config=None, drop_mult=1., shared=Fals
     meaning before any relevance training. `documents` (texts): the collection these idfs and BM25's average length
     are counted over, when `dls`'s training documents are not it (pseudo-queries pair with shortened copies of
     their documents, which would count a word of one document several times); `train_relevance_model` passes it.
+    `word_pool` (a word-vector source as `relcollab.training.word_vectors.vocab_vectors` takes it: `'corpus'`, a
+    vector file, a sentence-transformers model, a list) makes the pool read those vectors at their own size
+    (`word_pool_dim` for `'corpus'`; `pool_vectors`), fixed, instead of the LM's narrower embedding: wider vectors
+    rank better before any training (`bench/word_vector_pool.py`). Implies `pool_embeddings='idf'`; `proj_sz='pool'`
+    gives the dense vectors the pool's size. `pool_skip=True` adds the pooled word vectors to the dense vectors
+    (`SkipProjection`), so they start as the pool and training adds to it.
 
     >>> learn = relevance_learner(dls, AWD_LSTM, config=relevance_config('small'))  # doctest: +SKIP
     >>> learn.fit_one_cycle(1, 2e-2)  # doctest: +SKIP
@@ -141,13 +171,27 @@ def relevance_learner(dls, arch=AWD_LSTM, config=None, drop_mult=1., shared=Fals
     if arch is not AWD_LSTM: raise ValueError("relevance_learner supports arch=AWD_LSTM only.")
     if config is None: config = relevance_config('base')
     if lexical is None: lexical = not shared
-    model = get_relevance_model(len(dls.vocab), config, drop_mult=drop_mult, shared=shared,
-                                proj_sz=proj_sz, y_range=y_range, bptt=bptt, pool_embeddings=pool_embeddings, lexical=lexical)
+    if proj_sz == 'pool' and word_pool is None: raise ValueError("proj_sz='pool' means the word pool's size: pass word_pool too.")
+    if word_pool is not None:
+        if pool_embeddings not in (False, 'idf'):
+            raise ValueError(f"word_pool pools word vectors with idf weights: pass pool_embeddings='idf' (or leave it), not {pool_embeddings!r}.")
+        pool_embeddings = 'idf'
+        vectors, _ = pool_vectors(word_pool, dls.vocab, corpus=_word_pool_corpus(dls, documents), dim=word_pool_dim,
+                                  cache_dir=cache_dir)
+        if proj_sz == 'pool': proj_sz = vectors.shape[1]
+    model = get_relevance_model(len(dls.vocab), config, drop_mult=drop_mult, shared=shared, proj_sz=proj_sz,
+                                y_range=y_range, bptt=bptt, pool_embeddings=pool_embeddings, lexical=lexical,
+                                word_pool=0 if word_pool is None else vectors.shape[1], pool_skip=pool_skip)
     model.in_batch = in_batch
     if lexical: start_from_bm25(model, dls, stemmer, documents)
     if pool_embeddings == 'idf':
         idf = document_idf(dls, documents=documents)
-        for tower in {id(t): t for t in (model.query_tower, model.doc_tower)}.values(): tower.embedding_pool.init_idf(idf)
+        towers = {id(t): t for t in (model.query_tower, model.doc_tower)}.values()
+        for tower in towers: tower.embedding_pool.init_idf(idf)
+        if word_pool is not None:
+            for tower in towers: tower.word_vectors.copy_(torch.as_tensor(vectors))
+            start = model.head.n_in - vectors.shape[1]
+            model.head.start_from_statistics(start, model.head.n_in, *_pool_statistics(vectors, _training_documents(dls, documents), dls.vocab, idf))
     _start_at_the_mean(model, dls)
     if 'metrics' not in kwargs: kwargs['metrics'] = [rmse, SpearmanCorrCoef()]
     if 'loss_func' not in kwargs: kwargs['loss_func'] = InBatchLoss(y_range) if in_batch else MSELossFlat()

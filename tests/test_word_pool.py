@@ -1,0 +1,101 @@
+"""The towers' word pool at the word vectors' own size (`relevance_learner(word_pool=...)`): fixed vectors, idf
+weights, and dense vectors that start as the centred idf-weighted mean of a text's word vectors."""
+import numpy as np
+import pytest
+import torch
+
+from conftest import TINY, WORDS, make_pairs, torch_threads
+from relcollab.core.data import RelevanceDataLoaders
+from relcollab.core.model import document_idf, get_relevance_model, relevance_split
+from relcollab.training.learner import relevance_learner
+from relcollab.training.word_vectors import pool_vectors
+
+DIM = 6
+
+
+def _mapping(dim=DIM, seed=0) -> dict:
+    "Word vectors with one dominant direction, so the principal axes have a clear order."
+    rng = np.random.default_rng(seed)
+    scale = np.array([5., 3., 2., 1., .5, .2][:dim])
+    return {w: (rng.normal(size=dim) * scale).astype(np.float32) for w in WORDS}
+
+
+def _dls(tmp_path, n=80, seed=0):
+    df = make_pairs(n, seed=seed).assign(is_valid=lambda d: np.arange(len(d)) % 5 == 0)
+    return df, RelevanceDataLoaders.from_df(df, valid_col='is_valid', bs=8, seed=0, path=tmp_path)
+
+
+def _unit(rows): return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def test_pool_vectors_are_the_words_principal_axes_largest_first():
+    vocab = ['xxunk', 'xxpad'] + WORDS
+    vectors, found = pool_vectors(_mapping(), vocab)
+    assert vectors.shape == (len(vocab), DIM) and found.tolist() == [False, False] + [True] * len(WORDS)
+    assert not vectors[:2].any()  # fastai's own tokens: no vector, so they do not count in the pool
+    spread = vectors[found].std(axis=0)
+    assert (np.diff(spread) <= 1e-6).all()  # largest first: the first k dimensions are the best k-dimensional summary
+    raw = np.stack([_mapping()[w] for w in WORDS])
+    raw = raw - raw.mean(axis=0)
+    np.testing.assert_allclose(vectors[found] @ vectors[found].T, raw @ raw.T, rtol=1e-4, atol=1e-3)  # a rotation
+    with pytest.raises(ValueError, match='cover 1 of the vocabulary'):
+        pool_vectors({'wing': [1., 2.]}, vocab)
+
+
+@pytest.mark.parametrize('pool_skip', [False, True], ids=['pass-through', 'skip'])
+def test_untrained_dense_vectors_are_the_centred_idf_mean_of_the_word_vectors(tmp_path, pool_skip):
+    df, dls = _dls(tmp_path)
+    documents = list(dict.fromkeys(df.loc[~df['is_valid'], 'doc']))
+    learn = relevance_learner(dls, config=TINY, proj_sz=DIM, word_pool=_mapping(), pool_skip=pool_skip, documents=documents)
+    tower = learn.model.doc_tower
+    assert tower.word_pool == DIM and tower.out_features == 3 * TINY['emb_sz'] + DIM
+    matrix = tower.word_vectors.numpy()
+    idf = document_idf(dls, documents=documents).numpy()
+    o2i = {w: i for i, w in enumerate(dls.vocab)}
+    def pooled(texts):
+        rows = []
+        for tokens in dls.tokenizer(texts):
+            ids = np.array([o2i.get(t, 0) for t in tokens])
+            rows.append((matrix[ids] * idf[ids, None]).sum(0) / idf[ids].sum())
+        return np.array(rows)
+    centre = pooled(documents).mean(axis=0)
+    texts = df['doc'].tolist()[:6] + ['shock wave on a wing']
+    with torch_threads(1):
+        dense = learn.encode(texts, side='doc', progress=False)[:, :DIM]
+        queries = learn.encode(['drag lift', 'heat slab'], side='query', progress=False)[:, :DIM]
+    np.testing.assert_allclose(dense, _unit(pooled(texts) - centre), atol=1e-4)
+    np.testing.assert_allclose(queries, _unit(pooled(['drag lift', 'heat slab']) - centre), atol=1e-4)
+
+
+def test_the_word_pool_stays_fixed_its_weights_train_and_it_survives_save_and_load(tmp_path):
+    from relcollab.retrieval.pretrained import load_pretrained
+    from fastai.learner import load_learner
+    _, dls = _dls(tmp_path)
+    learn = relevance_learner(dls, config=TINY, proj_sz=4, word_pool=_mapping(), pool_skip=True)
+    before = learn.model.query_tower.word_vectors.clone()
+    weights_before = learn.model.query_tower.embedding_pool.word_weight.detach().clone()
+    assert not any(p is before for group in relevance_split(learn.model) for p in group)  # a buffer, in no group
+    with torch_threads(1), learn.no_bar(): learn.fit_one_cycle(1, 1e-2)
+    assert torch.equal(learn.model.query_tower.word_vectors, before)
+    assert not torch.equal(learn.model.query_tower.embedding_pool.word_weight.detach(), weights_before)
+    texts = ['shock wave on a wing', 'heat in a slab']
+    with torch_threads(1):
+        expected = learn.encode(texts, side='doc', progress=False)
+        loaded = load_pretrained(learn.save_pretrained(tmp_path/'model'))
+        np.testing.assert_allclose(loaded.encode(texts, side='doc', progress=False), expected, atol=1e-6)
+        learn.export(tmp_path/'export.pkl')
+        exported = load_learner(tmp_path/'export.pkl')
+        np.testing.assert_allclose(exported.encode(texts, side='doc', progress=False), expected, atol=1e-6)
+    assert (loaded.model.hparams['word_pool'], loaded.model.hparams['pool_skip']) == (DIM, True)
+
+
+def test_word_pool_options_that_cannot_work_fail_before_training(tmp_path):
+    _, dls = _dls(tmp_path)
+    with pytest.raises(ValueError, match="pass pool_embeddings='idf'"):
+        relevance_learner(dls, config=TINY, proj_sz=4, word_pool=_mapping(), pool_embeddings=True)
+    with pytest.raises(ValueError, match="pool_skip=True .* needs pool_embeddings='idf'"):
+        get_relevance_model(len(dls.vocab), TINY, proj_sz=4, pool_skip=True)
+    with pytest.raises(ValueError, match="word_pool=6 pools word vectors: it needs pool_embeddings"):
+        get_relevance_model(len(dls.vocab), TINY, proj_sz=4, word_pool=6)
+    old = get_relevance_model(len(dls.vocab), TINY, proj_sz=4, pool_embeddings='idf')
+    assert 'word_pool' not in old.hparams and 'pool_skip' not in old.hparams  # older exports rebuild as they were
