@@ -312,8 +312,8 @@ class RelevanceHead(Module):
 
     def start_from_statistics(self, start: int, stop: int, mean: torch.Tensor, spread: torch.Tensor):
         """BatchNorm would give each pooled feature `start:stop` unit variance, whitening them; starting its weights at
-        their `spread` (relative to its mean) keeps their own proportions, only centred (on Cranfield the centred
-        idf-weighted word-vector pool ranks better than the whitened one: nDCG@10 0.483 vs 0.447, fold 0), and its
+        their `spread` (relative to its mean) keeps their own proportions, only centred (on Cranfield, fold 0, the
+        whitened pool ranked below the centred one in an unkept exploration), and its
         running statistics at their `mean` and spread makes the untrained model in eval mode read them the same way."""
         with torch.no_grad():
             for proj in (self.query_proj, self.doc_proj):

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 import fastai.callback.progress  # noqa: F401  (progress bars during fit)
 import fastai.callback.schedule  # noqa: F401  (fit_one_cycle, lr_find)
 from fastai.learner import Learner
@@ -111,24 +112,23 @@ def _load_matching(module: torch.nn.Module, weights: dict, path: Path):
 
 
 def _word_pool_corpus(dls, documents) -> list:
-    "Token ids of the collection's documents and the distinct training queries: what `'corpus'` word vectors learn from."
+    """Token ids of the collection's documents and the distinct training queries (pseudo-queries included: spans of the
+    documents, so those words count again): what `'corpus'` word vectors for the pool learn from."""
     o2i = {word: i for i, word in enumerate(dls.vocab)}
     items = dls.train_ds.items
     queries = list({tuple(tokens): None for tokens in dls.tokenizer(pd.unique(items[dls.query_col]).tolist())})
     return [np.array([o2i.get(t, 0) for t in tokens], dtype=np.int64) for tokens in _training_documents(dls, documents) + queries]
 
 
-def _pool_statistics(vectors: np.ndarray, docs: list, vocab, idf: torch.Tensor, most: int = 2000) -> tuple:
-    "Mean and standard deviation of each dimension of the idf-weighted mean word vector over (up to `most`) documents."
-    o2i, weights = {word: i for i, word in enumerate(vocab)}, idf.numpy()
-    rows = []
-    for tokens in docs[:most]:
-        ids = np.array([o2i.get(t, 0) for t in tokens], dtype=np.int64)
-        w = weights[ids]
-        rows.append((vectors[ids] * w[:, None]).sum(0) / max(w.sum(), 1e-6))
-    rows = np.array(rows) if rows else np.zeros((1, vectors.shape[1]))
-    spread = rows.std(axis=0) if len(rows) > 1 else np.ones(vectors.shape[1])
-    return torch.as_tensor(rows.mean(axis=0), dtype=torch.float32), torch.as_tensor(spread + 1e-6, dtype=torch.float32)
+def _pool_statistics(tower, docs: list, vocab, most: int = 2000, bs: int = 64) -> tuple:
+    "Mean and standard deviation of each dimension of `tower`'s word pool (`mean_embedding`) over (up to `most`) documents."
+    o2i, pad = {word: i for i, word in enumerate(vocab)}, tower.encoder.pad_idx
+    ids = [torch.tensor([o2i.get(t, 0) for t in tokens] or [pad], dtype=torch.long) for tokens in docs[:most]]
+    with torch.no_grad():
+        rows = torch.cat([tower.mean_embedding(nn.utils.rnn.pad_sequence(ids[i:i + bs], batch_first=True, padding_value=pad))
+                          for i in range(0, len(ids), bs)]) if ids else torch.zeros(1, tower.pool_features)
+    spread = rows.std(dim=0, unbiased=False) if len(rows) > 1 else torch.ones(rows.shape[1])
+    return rows.mean(dim=0), spread + 1e-6
 
 
 def _start_at_the_mean(model, dls):
@@ -191,7 +191,8 @@ def relevance_learner(dls, arch=AWD_LSTM, config=None, drop_mult=1., shared=Fals
         if word_pool is not None:
             for tower in towers: tower.word_vectors.copy_(torch.as_tensor(vectors))
             start = model.head.n_in - vectors.shape[1]
-            model.head.start_from_statistics(start, model.head.n_in, *_pool_statistics(vectors, _training_documents(dls, documents), dls.vocab, idf))
+            statistics = _pool_statistics(model.doc_tower, _training_documents(dls, documents), dls.vocab)
+            model.head.start_from_statistics(start, model.head.n_in, *statistics)
     _start_at_the_mean(model, dls)
     if 'metrics' not in kwargs: kwargs['metrics'] = [rmse, SpearmanCorrCoef()]
     if 'loss_func' not in kwargs: kwargs['loss_func'] = InBatchLoss(y_range) if in_batch else MSELossFlat()

@@ -36,7 +36,7 @@ from scipy.sparse.linalg import svds
 
 __all__ = ['read_vector_file', 'corpus_word_vectors', 'vocab_vectors', 'fit_to_size', 'word_vector_matrix', 'pool_vectors']
 
-POOL_DIM = 400  # 'corpus' vectors for the towers' word pool: 128 -> 0.432, 256 -> 0.461, 400 -> 0.483, 800 -> 0.484 (bench/word_vector_pool.py, fold 0)
+POOL_DIM = 400  # 'corpus' vectors for the towers' word pool: 128 -> 0.432, 256 -> 0.461, 400 -> 0.483 (bench/word_vector_pool.py, fold 0)
 
 CORPUS = 'corpus'
 
