@@ -9,7 +9,7 @@ method's similarity against the human relatedness (1..5):
   dense vectors alone (the "sentence vectors whose distances mean similarity" a user takes away);
 - TF-IDF cosine (fitted on the train sentences), and, with `--teacher`, the teacher's cosine zero-shot.
 
-    python bench/sentences.py [--quick] [--teacher all-MiniLM-L6-v2] [--word-vectors SOURCE] [--json PATH]
+    python bench/sentences.py [--quick] [--teacher all-MiniLM-L6-v2] [--word-vectors SOURCE] [--no-word-pool] [--lr LR] [--json PATH]
 
 `--teacher` trains relcollab a second time with the teacher (distillation, `relcollab.distill`); with
 `--word-vectors` (e.g. the same teacher's name) the language model's embedding starts from word vectors and the
@@ -84,6 +84,9 @@ def main(argv=None):
                         help="word vectors for the LM's embedding (a vector file or a sentence-transformers model)")
     parser.add_argument('--no-teacher-run', action='store_true',
                         help='with --teacher: only its zero-shot row, relcollab trained without it')
+    parser.add_argument('--no-word-pool', action='store_true',
+                        help="with --word-vectors: pool the LM's embedding of the words instead of the word vectors themselves")
+    parser.add_argument('--lr', type=float, default=None, help="the relevance stage's peak learning rate (default: the recipe's)")
     parser.add_argument('--valid-pct', type=float, default=0.1)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--json', type=Path, default=None)
@@ -121,7 +124,8 @@ def main(argv=None):
             learn = train_relevance_model(train, 'sentence_a', 'sentence_b', 'relatedness', valid_col='is_valid',
                                           score_range=(1, 5), lm_epochs=lm_epochs, epochs=epochs, seed=args.seed,
                                           path=workdir, teacher=with_teacher, teacher_cache=TEACHER_CACHE,
-                                          word_vectors=word_vectors, pool_embeddings='idf' if word_vectors else False)
+                                          word_vectors=word_vectors, pool_embeddings='idf' if word_vectors else False,
+                                          word_pool=None if args.no_word_pool else 'auto', lr=args.lr)
             took = time.time() - start
             with learn.no_bar(): scores = learn.score_pairs(list(zip(a, b)))
             table[f'{label}: pair score'], seconds[f'{label}: pair score'] = pair_metrics(scores, truth), took

@@ -123,3 +123,28 @@ def test_bad_inputs_exit_2_with_a_message(workdir, capsys, tmp_path):
     code, _, err = cli(capsys, 'fuse', tmp_path/'run.trec', tmp_path/'run.trec', '--method', 'rrf',
                        '--weights', 1, 2, '--out', tmp_path/'f.trec')
     assert code == 2 and '--weights go with --method wsum' in err
+
+
+def test_bf16_and_backend_options_reach_the_index_and_the_search(workdir, capsys, tmp_path, monkeypatch):
+    s = workdir/'slice'
+    import warnings
+    import relcollab.retrieval.encode as encode_module
+    requested, resolve = [], encode_module.resolve_bf16
+    monkeypatch.setattr(encode_module, 'resolve_bf16', lambda bf16, device: requested.append(bf16) or resolve(bf16, device))
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # an AVX2-only CPU falls back to float32 with a Bf16FallbackWarning
+        assert cli(capsys, 'index', workdir/'model.pkl', s/'docs.csv', '--out', tmp_path/'index', '--bf16', '--bs', 7)[0] == 0
+        code, _, err = cli(capsys, 'search', workdir/'model.pkl', s/'queries.csv', '--index', tmp_path/'index',
+                           '--bf16', '--k', 10, '--out', tmp_path/'bf16.trec')
+    assert code == 0, err
+    assert requested == [True, True]  # index, then search, asked the encoder for bfloat16
+    assert cli(capsys, 'search', workdir/'model.pkl', s/'queries.csv', '--index', tmp_path/'index',
+               '--k', 10, '--out', tmp_path/'fp32.trec')[0] == 0
+    assert requested == [True, True, False]
+    bf16, fp32 = read_run(tmp_path/'bf16.trec'), read_run(tmp_path/'fp32.trec')
+    overlap = [len(set(bf16[bf16['qid'] == q]['docid']) & set(fp32[fp32['qid'] == q]['docid'])) for q in fp32['qid'].unique()]
+    assert np.mean(overlap) >= 8  # bfloat16 moves scores by ~1e-3: the same top 10, give or take a tie
+    # --backend reaches DocIndex.load: faiss cannot search this model's lexical part, and says so before searching
+    code, _, err = cli(capsys, 'search', workdir/'model.pkl', s/'queries.csv', '--index', tmp_path/'index',
+                       '--backend', 'faiss', '--out', tmp_path/'faiss.trec')
+    assert code == 2 and "backend='faiss'" in err and not (tmp_path/'faiss.trec').exists()

@@ -16,6 +16,7 @@ from typing import NamedTuple
 import pandas as pd
 
 from ..datasets.collection import Collection, _split_qrels
+from ..retrieval.encode import ENCODE_BS
 from ..retrieval.bm25 import BM25Baseline  # (importing relcollab.retrieval patches learn.index and learn.search)
 from ..retrieval.evaluate import DEFAULT_METRICS, evaluate_run
 from ..retrieval.fusion import reciprocal_rank_fusion
@@ -39,10 +40,11 @@ def _judged_queries(collection: Collection, qrels: pd.DataFrame) -> pd.DataFrame
     return collection.queries[collection.queries['query_id'].isin(relevant)]
 
 
-def benchmark_collection(learn, collection: Collection, split='test', k=100, metrics=DEFAULT_METRICS, bs=256,
-                         rrf_k=60) -> BenchmarkResult:
+def benchmark_collection(learn, collection: Collection, split='test', k=100, metrics=DEFAULT_METRICS, bs=ENCODE_BS,
+                         rrf_k=60, bf16=False) -> BenchmarkResult:
     """The model, BM25 and their reciprocal rank fusion (constant `rrf_k`) on `split`'s judged queries (see the
-    module docstring). `split=None` uses every loaded judgment (a TREC-style collection has no splits).
+    module docstring). `split=None` uses every loaded judgment (a TREC-style collection has no splits). `bs` and
+    `bf16` are `learn.encode`'s.
 
     >>> result = benchmark_collection(learn, load_collection('beir/scifact', split='test'))  # doctest: +SKIP
     >>> result.table.index.tolist(), result.table.columns.tolist()  # doctest: +SKIP
@@ -52,8 +54,8 @@ def benchmark_collection(learn, collection: Collection, split='test', k=100, met
     queries = _judged_queries(collection, qrels)
     ids, texts = collection.docs['doc_id'].tolist(), collection.docs['text'].tolist()
     query_ids, query_texts = queries['query_id'].tolist(), queries['text'].tolist()
-    index = learn.index(collection.docs, id_col='doc_id', text_col='text', bs=bs)
-    model_run = run_frame(query_ids, learn.search(query_texts, index, k=k, bs=bs))
+    index = learn.index(collection.docs, id_col='doc_id', text_col='text', bs=bs, bf16=bf16)
+    model_run = run_frame(query_ids, learn.search(query_texts, index, k=k, bs=bs, bf16=bf16))
     bm25_run = run_frame(query_ids, BM25Baseline().index(ids, texts).search(query_texts, k=k))
     fused = reciprocal_rank_fusion([bm25_run, model_run], k=rrf_k)
     runs = {'bm25': bm25_run, 'relcollab': model_run, 'rrf': fused[fused['rank'] <= k].reset_index(drop=True)}

@@ -4,13 +4,14 @@
     add_id_text_file(index, 'docs')  # positional DOCS: CSV (or .tsv) with an id and a text column
     add_id_text_columns(index)       # --id-col, --text-col
     add_pair_columns(fit)            # --query-col, --doc-col[, --score-col]
-    add_bs(index, default=256)       # --bs
+    add_bs(index)                    # --bs (default: learn.encode's)
+    add_bf16(index)                  # --bf16
     add_cranfield_data(demo)         # --data: the Cranfield directory
 """
 from pathlib import Path
 
 __all__ = ['MODEL_HELP', 'add_model', 'add_id_text_file', 'add_id_text_columns', 'add_pair_columns', 'add_bs',
-           'add_cranfield_data']
+           'add_bf16', 'add_cranfield_data']
 
 MODEL_HELP = ('a model directory (`relcollab fit --pretrained`, `learn.save_pretrained`; no pickle) or an exported '
               'learner (.pkl: unpickled, so only files you trust)')
@@ -39,9 +40,19 @@ def add_pair_columns(parser, score: bool = True):
     if score: parser.add_argument('--score-col', default='score', help='column with the relevance score (default: score)')
 
 
-def add_bs(parser, default: int = 256):
-    "--bs: the batch size."
-    parser.add_argument('--bs', type=int, default=default)
+def add_bs(parser, default: int | None = None):
+    "--bs: the batch size (default: `learn.encode`'s, `ENCODE_BS`)."
+    if default is None:
+        from ..retrieval.encode import ENCODE_BS
+        default = ENCODE_BS
+    parser.add_argument('--bs', type=int, default=default, help=f'batch size (default: {default})')
+
+
+def add_bf16(parser):
+    "--bf16: encode under bfloat16 autocast where the CPU or GPU runs it (`learn.encode(bf16=True)`)."
+    parser.add_argument('--bf16', action='store_true',
+                        help='encode under bfloat16 autocast: faster on CPUs with AMX or AVX512-BF16, a float32 '
+                             'fallback with a warning elsewhere; vectors move by up to about 2e-3 (README, Speed)')
 
 
 def add_cranfield_data(parser):

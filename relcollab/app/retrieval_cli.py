@@ -10,7 +10,7 @@
 """
 from pathlib import Path
 
-from .cli_options import (MODEL_HELP, add_bs, add_cranfield_data, add_id_text_columns, add_id_text_file,
+from .cli_options import (MODEL_HELP, add_bf16, add_bs, add_cranfield_data, add_id_text_columns, add_id_text_file,
                           add_model)
 from ..retrieval.pretrained import check_model_file, load_model  # noqa: F401  (re-exported: their home is relcollab.retrieval.pretrained)
 from ..core.validation import RelevanceDataError, check_columns, read_table
@@ -46,11 +46,13 @@ def load_split(path: Path, split, default: str):
 
 def add_retrieval_commands(commands):
     "Adds the retrieval subcommands to argparse `commands` (from `add_subparsers`)."
+    from ..retrieval.index import BACKENDS
     index = commands.add_parser('index', help='encode a document collection once and save the index')
     add_model(index)
     add_id_text_file(index, 'docs')
     index.add_argument('--out', type=Path, required=True, help='index directory to write')
     add_bs(index)
+    add_bf16(index)
     add_id_text_columns(index)
     search = commands.add_parser('search', help='search an index with a queries file; write a TREC run')
     add_model(search, help_prefix='the model that built the index: ')
@@ -58,6 +60,10 @@ def add_retrieval_commands(commands):
     search.add_argument('--index', type=Path, required=True, help='directory written by `relcollab index`')
     _add_run_options(search, tag='relcollab')
     add_bs(search)
+    add_bf16(search)
+    search.add_argument('--backend', choices=BACKENDS, default='numpy',
+                        help='numpy: exact search of the dense and lexical parts (default); faiss: an exact faiss '
+                             'inner-product index, for models without a lexical channel (pip install faiss-cpu)')
     bm25 = commands.add_parser('bm25', help='BM25 baseline run (stopwords, English stemmer)')
     add_id_text_file(bm25, 'docs')
     add_id_text_file(bm25, 'queries')
@@ -109,13 +115,14 @@ def _add_benchmark(commands):
                            help='write the runs there as bm25.trec, relcollab.trec and rrf.trec')
     benchmark.add_argument('--k', type=int, default=100, help='documents per query in each run (default: 100)')
     add_bs(benchmark)
+    add_bf16(benchmark)
 
 
 def run_index(args):
     check_model_file(args.model)
     docs = read_id_texts(args.docs, args.id_col, args.text_col)
     learn = load_model(args.model)
-    index = learn.index(docs, args.id_col, args.text_col, bs=args.bs, source=str(args.docs))
+    index = learn.index(docs, args.id_col, args.text_col, bs=args.bs, source=str(args.docs), bf16=args.bf16)
     index.save(args.out)
     print(f"relcollab: indexed {len(index)} documents (dim {index.dim}) into {args.out}")
 
@@ -125,9 +132,11 @@ def run_search(args):
     from ..retrieval.trec import run_frame, write_run
     check_model_file(args.model)
     queries = read_id_texts(args.queries, args.id_col, args.text_col)
-    index = DocIndex.load(args.index)
+    try: index = DocIndex.load(args.index, backend=args.backend)
+    except ValueError as error:  # e.g. --backend faiss on an index with a lexical part
+        raise RelevanceDataError(f"{args.index}: {error}") from None
     learn = load_model(args.model)
-    results = learn.search(queries[args.text_col].tolist(), index, k=args.k, bs=args.bs)
+    results = learn.search(queries[args.text_col].tolist(), index, k=args.k, bs=args.bs, bf16=args.bf16)
     write_run(run_frame(queries[args.id_col], results), args.out, tag=args.tag)
     print(f"relcollab: wrote the top {results.ids.shape[1]} documents of {len(queries)} queries to {args.out}")
 
@@ -190,7 +199,7 @@ def run_benchmark(args):
     collection = load_split(args.collection, args.split, default='test')
     split = collection.qrels['split'].iloc[0] if 'split' in collection.qrels.columns else None
     learn = load_model(args.model)
-    result = benchmark_collection(learn, collection, split=split, k=args.k, bs=args.bs)
+    result = benchmark_collection(learn, collection, split=split, k=args.k, bs=args.bs, bf16=args.bf16)
     n_queries = result.runs['bm25']['qid'].nunique()
     print(f"relcollab: {collection}, {f'split {split}, ' if split else ''}{n_queries} judged queries, top {args.k}")
     print(markdown_table(result.table.to_dict('index'), list(result.table.columns)))

@@ -27,11 +27,12 @@ from ..core.bf16 import resolve_bf16
 from ..core.text import _token_ids, numericalize_texts  # noqa: F401  (numericalize_texts: re-exported, its old home)
 from ..training.learner import _PREDICT_LOCK, RelevanceLearner
 
-__all__ = ['SIDES', 'OUTPUTS', 'SplitVectors', 'as_text_list', 'numericalize_texts', 'pad_batch']
+__all__ = ['SIDES', 'OUTPUTS', 'ENCODE_BS', 'SplitVectors', 'as_text_list', 'numericalize_texts', 'pad_batch']
 
 SIDES = ('query', 'doc')
 CONVERSIONS = ('numpy', 'tensor')
 OUTPUTS = ('vectors', 'dense', 'lexical', 'both')
+ENCODE_BS = 128  # texts per batch when encoding, indexing, searching and ranking (one default everywhere)
 AUTO_PROGRESS_MIN = 1000  # progress=None shows a bar above this many texts
 CHUNK_ROWS, CHUNK_BYTES = 8192, 64 << 20  # encode_to_file holds at most this many vectors in memory at once
 
@@ -147,7 +148,7 @@ def _rows_in_order(parts: list, batches: list, width: int) -> sparse.csr_matrix:
 
 
 @patch
-def encode(self: RelevanceLearner, texts, side='query', bs=128, progress=None, convert_to='numpy', bf16=False,
+def encode(self: RelevanceLearner, texts, side='query', bs=ENCODE_BS, progress=None, convert_to='numpy', bf16=False,
            output='vectors'):
     """The vectors the model dot-products, for `texts` read as queries or documents (`side`).
 
@@ -208,7 +209,7 @@ def encode_document(self: RelevanceLearner, texts, **kwargs):
 
 
 @patch
-def encode_to_file(self: RelevanceLearner, texts, path, side='doc', bs=128, n=None, chunk_size=None, progress=None,
+def encode_to_file(self: RelevanceLearner, texts, path, side='doc', bs=ENCODE_BS, n=None, chunk_size=None, progress=None,
                    bf16=False) -> np.ndarray:
     """Encodes `texts` into the `.npy` file `path` and returns it memory-mapped (read-only), for collections
     larger than memory.

@@ -32,7 +32,7 @@ from scipy import sparse
 from ..core.atomic import read_json
 from ..training.learner import RelevanceLearner
 from ..core.validation import RelevanceDataError, check_columns, check_texts, row_labels
-from .encode import SplitVectors, as_text_list
+from .encode import ENCODE_BS, SplitVectors, as_text_list
 
 __all__ = ['SearchResults', 'DocIndex', 'IndexFileError', 'IndexMismatchError', 'model_fingerprint', 'top_k',
            'exact_search', 'check_k', 'check_doc_ids', 'docs_frame', 'check_fingerprint',
@@ -371,13 +371,13 @@ def docs_frame(docs, id_col='id', text_col='text', source='docs') -> pd.DataFram
 
 
 @patch
-def index(self: RelevanceLearner, docs, id_col='id', text_col='text', bs=256, progress=None,
+def index(self: RelevanceLearner, docs, id_col='id', text_col='text', bs=ENCODE_BS, progress=None,
           source='docs', bf16=False) -> DocIndex:
     """Encodes every document of `docs` (a DataFrame with `id_col` and `text_col`, or a list of texts) once.
 
     Ids must be unique (they are stored as strings). The index carries this learner's `model_fingerprint`.
     `source` names the data in error messages (a file path gives file lines). `bf16`, `bs` and `progress` are
-    `learn.encode`'s (`bs` defaults to 256 here and in `search` and `rank`, 128 in `encode`: speed only, same vectors).
+    `learn.encode`'s (the same defaults in `encode`, `index`, `search` and `rank`; `bs` changes speed only, not vectors).
 
     >>> index = learn.index(docs_df, id_col='id', text_col='text')  # doctest: +SKIP
     """
@@ -398,7 +398,7 @@ def check_fingerprint(learn, index: DocIndex):
 
 
 @patch
-def search(self: RelevanceLearner, queries, index: DocIndex, k=10, bs=256, progress=None, bf16=False) -> SearchResults:
+def search(self: RelevanceLearner, queries, index: DocIndex, k=10, bs=ENCODE_BS, progress=None, bf16=False) -> SearchResults:
     """Encodes `queries` (a string or a list), finds the top-`k` documents of `index` and scores them in user units.
 
     Results are (n_queries, k) arrays, best first (a single string is one query). Refuses an index built by
@@ -418,7 +418,7 @@ def search(self: RelevanceLearner, queries, index: DocIndex, k=10, bs=256, progr
 
 
 @patch
-def rank(self: RelevanceLearner, query: str, docs, k=10, id_col='id', text_col='text', bs=256, progress=None,
+def rank(self: RelevanceLearner, query: str, docs, k=10, id_col='id', text_col='text', bs=ENCODE_BS, progress=None,
          source='docs', bf16=False) -> pd.DataFrame:
     """The `k` documents of `docs` that best answer `query`, best first.
 
