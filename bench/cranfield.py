@@ -45,7 +45,7 @@ from relcollab.retrieval.fusion import normalized_fusion, reciprocal_rank_fusion
 from relcollab.retrieval.index import top_k, SearchResults
 from relcollab.training.learner import relevance_learner
 from relcollab.training.lm import language_model_stage
-from relcollab.training.recipe import LR, WORD_POOL_LR, fine_tune_relevance, with_pseudo_queries
+from relcollab.training.recipe import LR, TEACHER_LR, _with_teacher_words, fine_tune_relevance, with_pseudo_queries
 from relcollab.training.self_supervised import VIEWS as SELF_SUPERVISED_VIEWS, SelfSupervised
 from relcollab.retrieval.trec import run_frame
 
@@ -140,7 +140,7 @@ def train_relcollab(data, fit_ids, valid_ids, lm, workdir: Path, in_batch=True, 
     model_kwargs.setdefault('proj_sz', cbs[0].vectors.dim if cbs else 'pool' if model_kwargs.get('word_pool') is not None else 256)
     if self_supervised is not None: cbs.append(SelfSupervised(self_supervised))
     documents = data.docs['text'].tolist()  # idf over the collection, as train_relevance_model counts it
-    if lr is None: lr = WORD_POOL_LR if model_kwargs.get('word_pool') is not None else LR  # as train_relevance_model picks it
+    if lr is None: lr = TEACHER_LR if teacher is not None else LR  # as train_relevance_model picks it
     learn = relevance_learner(dls, config=relevance_config(size), in_batch=in_batch, path=workdir, documents=documents,
                               **model_kwargs)
     learn.load_encoder(lm.encoder_name)
@@ -258,8 +258,10 @@ def main(argv=None):
         first_row = f'relcollab (self-supervised {args.self_supervised})' if args.self_supervised else 'relcollab'
         for i, (name, with_teacher, wv) in enumerate(runs):
             start = time.time()
-            # with word vectors, train_relevance_model's defaults: the idf pool over the word vectors at their own size
-            extra = dict(pool_embeddings='idf', word_pool=word_vectors, pool_skip=True, cache_dir=TEACHER_CACHE) if wv else {}
+            # with word vectors, train_relevance_model's defaults: the idf pool over the word vectors at their own size,
+            # with a teacher its encoding of each word beside them
+            pool = word_vectors if with_teacher is None else _with_teacher_words(word_vectors, with_teacher)
+            extra = dict(pool_embeddings='idf', word_pool=pool, pool_skip=True, cache_dir=TEACHER_CACHE) if wv else {}
             learn = train_relcollab(data, fit_ids, valid_ids, lms[wv], Path(workdir), epochs=epochs, teacher=with_teacher,
                                     self_supervised=args.self_supervised, teacher_epochs=args.teacher_epochs,
                                     **{**extra, **VARIANTS[name]})

@@ -9,7 +9,11 @@ method's similarity against the human relatedness (1..5):
   dense vectors alone (the "sentence vectors whose distances mean similarity" a user takes away);
 - TF-IDF cosine (fitted on the train sentences), and, with `--teacher`, the teacher's cosine zero-shot.
 
-    python bench/sentences.py [--quick] [--teacher all-MiniLM-L6-v2] [--word-vectors SOURCE] [--no-word-pool] [--lr LR] [--json PATH]
+It also prints relcollab's Spearman on the held-out validation pairs: choose options (`--lr`, `--no-word-pool`) on
+those, and report `test`.
+
+    python bench/sentences.py [--quick] [--teacher all-MiniLM-L6-v2] [--word-vectors SOURCE] [--no-word-pool] [--lr LR]
+                              [--no-teacher-run | --only-teacher-run] [--json PATH]
 
 `--teacher` trains relcollab a second time with the teacher (distillation, `relcollab.distill`); with
 `--word-vectors` (e.g. the same teacher's name) the language model's embedding starts from word vectors and the
@@ -84,6 +88,8 @@ def main(argv=None):
                         help="word vectors for the LM's embedding (a vector file or a sentence-transformers model)")
     parser.add_argument('--no-teacher-run', action='store_true',
                         help='with --teacher: only its zero-shot row, relcollab trained without it')
+    parser.add_argument('--only-teacher-run', action='store_true',
+                        help='with --teacher: relcollab trained with it only (not also without it)')
     parser.add_argument('--no-word-pool', action='store_true',
                         help="with --word-vectors: pool the LM's embedding of the words instead of the word vectors themselves")
     parser.add_argument('--lr', type=float, default=None, help="the relevance stage's peak learning rate (default: the recipe's)")
@@ -100,7 +106,7 @@ def main(argv=None):
     train = train[~leaked].copy()
     train['is_valid'] = np.random.default_rng(args.seed).random(len(train)) < args.valid_pct
     a, b, truth = test['sentence_a'].tolist(), test['sentence_b'].tolist(), test['relatedness'].to_numpy()
-    table, seconds = {}, {}
+    table, seconds, validation = {}, {}, {}
 
     start = time.time()
     fit_sentences = pd.concat([train.loc[~train['is_valid'], 'sentence_a'], train.loc[~train['is_valid'], 'sentence_b']])
@@ -117,7 +123,8 @@ def main(argv=None):
     word_vectors = [teacher if source == args.teacher else source for source in args.word_vectors or []]
     word_vectors = (word_vectors[0] if len(word_vectors) == 1 else word_vectors) or None
 
-    for with_teacher in ([None, teacher] if teacher is not None and not args.no_teacher_run else [None]):
+    runs = [None, teacher] if teacher is not None and not args.no_teacher_run else [None]
+    for with_teacher in (runs[1:] if args.only_teacher_run and teacher is not None else runs):
         label = 'relcollab' + (', teacher' if with_teacher is not None else '') + (', word vectors' if word_vectors else '')
         with tempfile.TemporaryDirectory() as workdir:
             start = time.time()
@@ -127,6 +134,10 @@ def main(argv=None):
                                           word_vectors=word_vectors, pool_embeddings='idf' if word_vectors else False,
                                           word_pool=None if args.no_word_pool else 'auto', lr=args.lr)
             took = time.time() - start
+            held_out = train[train['is_valid']]  # what a user tunes on: the validation pairs, never the test pairs
+            va_, vb_, vtruth = held_out['sentence_a'].tolist(), held_out['sentence_b'].tolist(), held_out['relatedness'].to_numpy()
+            with learn.no_bar(): valid_scores = learn.score_pairs(list(zip(va_, vb_)))
+            validation[label] = (pair_metrics(valid_scores, vtruth), pair_metrics(dense_cosine(learn, va_, vb_), vtruth))
             with learn.no_bar(): scores = learn.score_pairs(list(zip(a, b)))
             table[f'{label}: pair score'], seconds[f'{label}: pair score'] = pair_metrics(scores, truth), took
             table[f'{label}: dense cosine'], seconds[f'{label}: dense cosine'] = pair_metrics(dense_cosine(learn, a, b), truth), took
@@ -139,8 +150,13 @@ def main(argv=None):
     print('|---|---|---|---|')
     for name, m in table.items():
         print(f"| {name} | {m['spearman']:.3f} | {m['pearson']:.3f} | {seconds[name]:.0f} |")
+    print(f"\nValidation ({int(train['is_valid'].sum())} held-out train pairs, for choosing options): Spearman")
+    for name, (pair, dense) in validation.items():
+        print(f"- {name}: pair score {pair['spearman']:.3f}, dense cosine {dense['spearman']:.3f}")
     if args.json:
-        args.json.write_text(json.dumps({name: {**m, 'seconds': round(seconds[name], 1)} for name, m in table.items()}, indent=1))
+        result = {name: {**m, 'seconds': round(seconds[name], 1)} for name, m in table.items()}
+        result['validation'] = {name: {'pair score': pair, 'dense cosine': dense} for name, (pair, dense) in validation.items()}
+        args.json.write_text(json.dumps(result, indent=1))
 
 
 if __name__ == '__main__':

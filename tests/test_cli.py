@@ -33,7 +33,7 @@ def fitted(tmp_path_factory):
         folder/'triples.tsv', sep='\t', index=False)
     result = run_fit_tiny('triples.tsv', '--out', 'model.pkl', '--pretrained', 'model', '--query-col', 'q',
                           '--doc-col', 'd', '--score-range', 0, 3, '--size', 'tiny', '--pseudo-per-doc', 0,
-                          '--lm-epochs', 1, '--epochs', 2, '--bs', 16, cwd=folder)
+                          '--lm-epochs', 1, '--epochs', 2, '--bs', 16, '--lr', 3e-3, cwd=folder)
     assert result.returncode == 0, result.stderr[-3000:]
     return folder, result
 
@@ -42,6 +42,7 @@ def test_fit_trains_from_scratch_loudly_and_exports(fitted):
     folder, result = fitted
     assert 'FROM SCRATCH' in result.stderr
     assert 'starts from word vectors' in result.stdout  # the default: word vectors of the corpus itself
+    assert 'epochs, lr 0.003)' in result.stdout  # --lr reaches the relevance stage
     assert (folder/'model.pkl').stat().st_size > 0
     assert (folder/'models'/'lm_enc.pth').exists()
     assert sorted(p.name for p in (folder/'model').iterdir()) == ['config.json', 'model.safetensors', 'vocab.json']
@@ -141,6 +142,13 @@ def test_fit_with_a_bad_score_names_the_row(tmp_path, capsys):
     code = main(['fit', str(tmp_path/'triples.csv'), '--out', str(tmp_path/'m.pkl')])
     err = capsys.readouterr().err
     assert code == 2 and 'score' in err and 'high' in err and 'line 6' in err
+
+
+@pytest.mark.parametrize('lr', ['0', '-0.001', 'fast', 'inf'])
+def test_fit_with_a_bad_learning_rate_exits_2_before_reading_anything(tmp_path, capsys, lr):
+    with pytest.raises(SystemExit) as exit_info:
+        main(['fit', str(tmp_path/'missing.csv'), '--lr', lr])
+    assert exit_info.value.code == 2 and f'learning rate above 0 such as 1e-2, got {lr!r}' in capsys.readouterr().err
 
 
 def test_score_with_a_missing_model_file_says_what_to_do(tmp_path, capsys):

@@ -105,16 +105,23 @@ def test_the_recipe_and_fit_learn_from_a_teacher_and_keep_none_of_it(tmp_path, m
     from test_teacher import build_tiny_teacher  # imports sentence-transformers past the torchvision trap
     from relcollab.core.model import MODEL_SIZES
     from relcollab.training.recipe import train_relevance_model
+    import relcollab.training.learner as learner_module
     teacher_dir = build_tiny_teacher(tmp_path/'teacher', seed=0)
     monkeypatch.setitem(MODEL_SIZES, 'tiny', dict(emb_sz=16, n_hid=32, n_layers=2))
+    pooled, pool_vectors = [], learner_module.pool_vectors
+    monkeypatch.setattr(learner_module, 'pool_vectors', lambda source, *a, **k: pooled.append(source) or pool_vectors(source, *a, **k))
     with torch_threads(1):
         learn = train_relevance_model(make_pairs(80, seed=2), size='tiny', lm_epochs=1, epochs=2, bs=16,
                                       pseudo_per_doc=0, teacher=teacher_dir, path=tmp_path, teacher_epochs=1)
     assert learn.model.head.query_proj[-1].out_features == 32  # the tiny teacher's dimension
+    # with a teacher, the word pool holds the teacher's encoding of each word beside the corpus vectors
+    (source,) = pooled
+    assert source[0] == 'corpus' and type(source[1]).__name__ == 'SentenceTransformer' and len(source) == 2
     assert list((tmp_path/'teacher_cache').glob('*/*.vectors.npy'))
     assert not any(isinstance(cb, TeacherDistillation) for cb in learn.cbs)
     out = capsys.readouterr().out
     assert 'relcollab: teacher vectors done' in out and 'relcollab: teacher done' in out  # the teacher stage ran
+    assert 'epochs, lr 0.001)' in out  # TEACHER_LR
 
 
 def test_fit_with_a_teacher_that_is_not_there_fails_before_training(tmp_path, capsys, monkeypatch):

@@ -186,7 +186,7 @@ def test_the_recipe_starts_from_corpus_word_vectors_by_default(tmp_path, monkeyp
     with torch_threads(1):
         default = train_relevance_model(make_pairs(60, seed=2), path=tmp_path/'default', **options)
         out = capsys.readouterr().out
-        assert 'starts from word vectors' in out and 'epochs, lr 0.001)' in out  # the word pool's smaller step
+        assert 'starts from word vectors' in out and 'epochs, lr 0.01)' in out
         off = train_relevance_model(make_pairs(60, seed=2), path=tmp_path/'off', word_vectors=None, **options)
         out = capsys.readouterr().out
         assert 'starts from word vectors' not in out and 'epochs, lr 0.01)' in out

@@ -23,6 +23,15 @@ def _count(text: str) -> int:
     return int(text)
 
 
+def _learning_rate(text: str) -> float:
+    "An argparse type: a learning rate, a number above 0 (1e-3, 0.01)."
+    try: value = float(text)
+    except ValueError: value = float('nan')
+    if not value > 0 or value == float('inf'):
+        raise argparse.ArgumentTypeError(f"expected a learning rate above 0 such as 1e-2, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='relcollab', description='Learn text relevance the fastai way.')
     commands = parser.add_subparsers(dest='command', required=True)
@@ -54,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument('--size', choices=sorted(MODEL_SIZES), default='small')
     fit.add_argument('--lm-epochs', type=int, default=4)
     fit.add_argument('--epochs', type=int, default=4)
+    fit.add_argument('--lr', type=_learning_rate, default=None,
+                     help="the relevance stage's peak learning rate (default 1e-2; 1e-3 keeps the dense vectors nearer "
+                          "the word vectors: see the README's word pool section)")
     fit.add_argument('--valid-pct', type=float, help='share of distinct queries held out for validation '
                      '(default 0.2); with --docs, share of documents whose pseudo-queries are held out (default 0.1)')
     add_bs(fit, default=32)
@@ -143,7 +155,7 @@ def run_fit(args):
     if args.resume and (progress := checkpoint_progress(args.checkpoint_dir)) is not None:
         print(f"relcollab: resuming after stage {progress['stage'] + 1}, epoch {progress['epoch'] + 1} "
               f"({args.checkpoint_dir})")
-    learn = train(size=args.size, lm_epochs=args.lm_epochs, epochs=args.epochs, bs=args.bs, seed=args.seed,
+    learn = train(size=args.size, lm_epochs=args.lm_epochs, epochs=args.epochs, lr=args.lr, bs=args.bs, seed=args.seed,
                   checkpoint_dir=args.checkpoint_dir, resume=args.resume, pseudo_per_doc=_pseudo_per_doc(args),
                   lexical=not args.no_lexical, teacher=args.teacher, teacher_cache=args.teacher_cache,
                   teacher_epochs=args.teacher_epochs,

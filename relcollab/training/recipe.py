@@ -20,8 +20,8 @@ from ..core.validation import check_triples
 
 __all__ = ['query_split', 'with_pseudo_queries', 'fine_tune_relevance', 'train_relevance_model']
 
-LR = 1e-2  # the relevance stage's peak learning rate (ULMFiT's); with the word pool, WORD_POOL_LR
-WORD_POOL_LR = 1e-3  # Cranfield, quick budget, validation nDCG@10 of full / dense part: fold 0 0.512 / 0.433 vs 0.494 / 0.396 at 1e-2; fold 1 0.512 / 0.459 vs 0.504 / 0.343
+LR = 1e-2  # the relevance stage's peak learning rate (ULMFiT's), with or without the word pool (README, The word pool)
+TEACHER_LR = 1e-3  # with a teacher (README, Learning from a teacher: validation nDCG@10 on Cranfield's two folds)
 
 
 def query_split(df: pd.DataFrame, query_col='query', valid_pct=0.2, seed=0) -> pd.Series:
@@ -103,12 +103,14 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
     themselves at their own size (400 dimensions for `'corpus'`), fixed, instead of the LM's 128-dimensional
     embedding of them, and adds them to the dense vectors through a skip connection
     (`relevance_learner(word_pool=..., pool_skip=True)`); the dense vectors then have the pool's size unless a
-    teacher or `proj_sz` sets it. `word_pool=None` pools the LM's embedding, as before.
+    teacher or `proj_sz` sets it. With a teacher, `'auto'` pools the teacher's encoding of each word too, side by side
+    with the word vectors (e.g. `['corpus', teacher]`). `word_pool=None` pools the LM's embedding, as before.
 
-    `lr` is the relevance stage's peak learning rate: by default 1e-3 with the word pool (the dense vectors start
-    meaningful and the lexical channel starts as BM25: a smaller step refines them instead of washing them out; on
-    Cranfield, both folds, it ranked the validation queries better than 1e-2) and 1e-2 without it; the teacher
-    stage takes `lr` or 1e-2.
+    `lr` is the relevance stage's peak learning rate (default `LR`, 1e-2, ULMFiT's; with a teacher `TEACHER_LR`,
+    1e-3, which ranked Cranfield's validation queries better on both folds); the teacher stage takes `lr` or 1e-2.
+    With the word pool, 1e-3 keeps the dense vectors nearer the pooled word vectors: on Cranfield's validation
+    queries their ranking was better at 1e-3, on SICK's validation pairs their similarity much worse (README,
+    The word pool), so pick it on your own validation set.
 
     `self_supervised` adds a self-supervised objective on the dense vectors while the towers train
     (`relcollab.training.self_supervised.SelfSupervised`): None (off), `'crops'` (two random crops of each document),
@@ -127,8 +129,8 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
         raise ValueError(f"teacher_epochs={teacher_epochs} needs a teacher (teacher='all-MiniLM-L6-v2' or a model directory).")
     if isinstance(word_vectors, str) and word_vectors == 'auto': word_vectors = 'corpus' if pretrained is None else None
     if pool_embeddings is None: pool_embeddings = 'idf' if word_vectors is not None else False
-    if isinstance(word_pool, str) and word_pool == 'auto':
-        word_pool = word_vectors if pool_embeddings == 'idf' else None
+    auto_pool = isinstance(word_pool, str) and word_pool == 'auto'
+    if auto_pool: word_pool = word_vectors if pool_embeddings == 'idf' else None
     if valid_col is None:
         df = df.assign(is_valid=query_split(df, query_col, valid_pct, seed))
         valid_col = 'is_valid'
@@ -141,6 +143,7 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
         named = teacher
         teacher = load_teacher(teacher)  # fails now, before any training, if it cannot load
         word_vectors, word_pool = (_loaded_teacher_in(source, named, teacher) for source in (word_vectors, word_pool))
+        if auto_pool and word_pool is not None: word_pool = _with_teacher_words(word_pool, teacher)
     cache = Path(path)/'teacher_cache' if teacher_cache is None else teacher_cache
     lm = finished_lm(checkpoint_dir, run) if resume and checkpoint_dir is not None else None
     if lm is None:
@@ -159,7 +162,7 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
             cbs.append(distillation_callback(teacher, dls, cache))
     if proj_sz is None: proj_sz = cbs[0].vectors.dim if cbs else 'pool' if word_pool is not None else 256
     pool = dict(word_pool=word_pool, pool_skip=True, cache_dir=cache) if word_pool is not None else {}
-    relevance_lr = lr if lr is not None else WORD_POOL_LR if word_pool is not None else LR
+    relevance_lr = lr if lr is not None else TEACHER_LR if teacher is not None else LR
     if self_supervised is not None:
         cbs.append(self_supervised)
         print(f"relcollab: the dense vectors also learn from self-supervised views ({self_supervised.views})", flush=True)
@@ -172,7 +175,7 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
         with stage('teacher', f'{len(documents)} documents x {teacher_per_doc} spans + {judged[query_col].nunique()} '
                               f'queries, {teacher_epochs} epochs, the teacher alone'):
             fit_teacher_stage(learn, teacher, documents, judged.drop_duplicates(query_col)[[query_col, doc_col]],
-                              epochs=teacher_epochs, per_doc=teacher_per_doc, lr=lr or LR, cache_dir=cache, seed=seed)
+                              epochs=teacher_epochs, per_doc=teacher_per_doc, lr=lr if lr is not None else LR, cache_dir=cache, seed=seed)
     n_train, n_valid = len(dls.train_ds), len(dls.valid_ds)
     with stage('relevance', f'{n_train} training pairs ({len(rows) - len(df)} of them pseudo-queries), {n_valid} validation '
                             f'pairs, {sum(s.epochs for s in ulmfit_stages(epochs, relevance_lr))} epochs, lr {relevance_lr:g}'), \
@@ -180,10 +183,17 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
         return fine_tune_relevance(learn, epochs=epochs, lr=relevance_lr, checkpoint_dir=checkpoint_dir, resume=resume)
 
 
+def _with_teacher_words(source, teacher) -> list:
+    "The word-vector `source` (or list) plus the `teacher`'s encoding of each word, unless it is already there."
+    sources = list(source) if isinstance(source, (list, tuple)) else [source]
+    return sources if any(one is teacher for one in sources) else sources + [teacher]
+
+
 def _loaded_teacher_in(source, named, teacher):
     "A word-vector `source` (or list) with the teacher's name `named` replaced by the `teacher` loaded once."
     if isinstance(source, (list, tuple)): return [_loaded_teacher_in(one, named, teacher) for one in source]
-    return teacher if isinstance(source, str) and source == named else source
+    same = isinstance(source, (str, Path)) and isinstance(named, (str, Path)) and str(source) == str(named)
+    return teacher if same or source is named else source
 
 
 def _describe_source(source) -> str:
