@@ -7,7 +7,7 @@ all 1400 documents ranked per query; gain = 5 - code, unjudged = 0; nDCG@10 (gra
 (any judged document relevant), averaged over the test queries with judgments (trec_eval's convention).
 
     python bench/cranfield.py [--fold K] [--quick] [--json PATH] [--variants NAME ...] [--teacher DIR_OR_NAME]
-                              [--self-supervised crops|dropout|ict]
+                              [--self-supervised crops|dropout|ict] [--lr LR]
 
 `--variants` trains several relcollab recipes on one language model and prints an ablation table
 (names in VARIANTS below); the first one is the `relcollab` row. `--teacher all-MiniLM-L6-v2` (or a model
@@ -45,7 +45,7 @@ from relcollab.retrieval.fusion import normalized_fusion, reciprocal_rank_fusion
 from relcollab.retrieval.index import top_k, SearchResults
 from relcollab.training.learner import relevance_learner
 from relcollab.training.lm import language_model_stage
-from relcollab.training.recipe import LR, TEACHER_LR, _with_teacher_words, fine_tune_relevance, with_pseudo_queries
+from relcollab.training.recipe import LR, TEACHER_LR, _sources, _with_teacher_words, fine_tune_relevance, with_pseudo_queries
 from relcollab.training.self_supervised import VIEWS as SELF_SUPERVISED_VIEWS, SelfSupervised
 from relcollab.retrieval.trec import run_frame
 
@@ -136,17 +136,20 @@ def train_relcollab(data, fit_ids, valid_ids, lm, workdir: Path, in_batch=True, 
                                        seed=seed, path=workdir)
     cbs = [] if teacher is None else [distillation_callback(teacher, dls, cache_dir=TEACHER_CACHE)]
     if model_kwargs.get('word_pool') is None: model_kwargs.pop('pool_skip', None)
+    else: model_kwargs.setdefault('pool_skip', True)  # the recipe's skip connection
     # the dense vectors' size as train_relevance_model sets it: the teacher's, else the word pool's, else 256
     model_kwargs.setdefault('proj_sz', cbs[0].vectors.dim if cbs else 'pool' if model_kwargs.get('word_pool') is not None else 256)
     if self_supervised is not None: cbs.append(SelfSupervised(self_supervised))
     documents = data.docs['text'].tolist()  # idf over the collection, as train_relevance_model counts it
-    if lr is None: lr = TEACHER_LR if teacher is not None else LR  # as train_relevance_model picks it
+    teacher_stage_lr = lr if lr is not None else LR  # as train_relevance_model picks them
+    pool = model_kwargs.get('word_pool')
+    if lr is None: lr = TEACHER_LR if teacher is not None and pool is not None and any(one is teacher for one in _sources(pool)) else LR
     learn = relevance_learner(dls, config=relevance_config(size), in_batch=in_batch, path=workdir, documents=documents,
                               **model_kwargs)
     learn.load_encoder(lm.encoder_name)
     if teacher is not None and teacher_epochs:  # train_relevance_model(teacher_epochs=...)'s teacher stage
         fitted = triples[~triples['is_valid'] & (triples['score'] > 0)].drop_duplicates('query')[['query', 'doc']]
-        fit_teacher_stage(learn, teacher, documents, fitted, epochs=teacher_epochs, lr=LR, cache_dir=TEACHER_CACHE, seed=seed)
+        fit_teacher_stage(learn, teacher, documents, fitted, epochs=teacher_epochs, lr=teacher_stage_lr, cache_dir=TEACHER_CACHE, seed=seed)
     with learn.added_cbs(cbs): fine_tune_relevance(learn, epochs=epochs, lr=lr)
     return learn
 
@@ -203,6 +206,9 @@ def main(argv=None):
     parser.add_argument('--teacher', default=None, metavar='DIR_OR_NAME',
                         help='also train every variant with this sentence-transformers teacher (e.g. all-MiniLM-L6-v2, '
                              'relcollab[teacher]), and add the teacher zero-shot and BM25 + teacher rows')
+    parser.add_argument('--lr', type=float, default=None,
+                        help="the relevance stage's peak learning rate for every variant (default: the recipe's, "
+                             "1e-2, or 1e-3 with a teacher)")
     parser.add_argument('--teacher-epochs', type=int, default=0,
                         help='with --teacher: epochs of the teacher stage before relevance training (default 0: none)')
     parser.add_argument('--self-supervised', default=None, choices=SELF_SUPERVISED_VIEWS, metavar='VIEWS',
@@ -263,7 +269,7 @@ def main(argv=None):
             pool = word_vectors if with_teacher is None else _with_teacher_words(word_vectors, with_teacher)
             extra = dict(pool_embeddings='idf', word_pool=pool, pool_skip=True, cache_dir=TEACHER_CACHE) if wv else {}
             learn = train_relcollab(data, fit_ids, valid_ids, lms[wv], Path(workdir), epochs=epochs, teacher=with_teacher,
-                                    self_supervised=args.self_supervised, teacher_epochs=args.teacher_epochs,
+                                    self_supervised=args.self_supervised, teacher_epochs=args.teacher_epochs, lr=args.lr,
                                     **{**extra, **VARIANTS[name]})
             train_seconds = time.time() - start
             label = name + (', teacher' if with_teacher is not None else '') + (', word vectors' if wv else '') + ssl

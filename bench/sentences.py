@@ -86,10 +86,11 @@ def main(argv=None):
     parser.add_argument('--teacher', default=None, metavar='DIR_OR_NAME')
     parser.add_argument('--word-vectors', nargs='+', default=None, metavar='SOURCE',
                         help="word vectors for the LM's embedding (a vector file or a sentence-transformers model)")
-    parser.add_argument('--no-teacher-run', action='store_true',
-                        help='with --teacher: only its zero-shot row, relcollab trained without it')
-    parser.add_argument('--only-teacher-run', action='store_true',
-                        help='with --teacher: relcollab trained with it only (not also without it)')
+    runs = parser.add_mutually_exclusive_group()
+    runs.add_argument('--no-teacher-run', action='store_true',
+                      help='with --teacher: only its zero-shot row, relcollab trained without it')
+    runs.add_argument('--only-teacher-run', action='store_true',
+                      help='with --teacher: relcollab trained with it only (not also without it)')
     parser.add_argument('--no-word-pool', action='store_true',
                         help="with --word-vectors: pool the LM's embedding of the words instead of the word vectors themselves")
     parser.add_argument('--lr', type=float, default=None, help="the relevance stage's peak learning rate (default: the recipe's)")
@@ -97,6 +98,8 @@ def main(argv=None):
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--json', type=Path, default=None)
     args = parser.parse_args(argv)
+    if (args.no_teacher_run or args.only_teacher_run) and not args.teacher:
+        parser.error('--no-teacher-run and --only-teacher-run go with --teacher')
     warnings.simplefilter('ignore')
     lm_epochs, epochs = args.lm_epochs or (2 if args.quick else 4), args.epochs or (3 if args.quick else 4)
 

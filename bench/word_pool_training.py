@@ -6,7 +6,8 @@ before and after relevance training, for recipe options given as JSON (a list of
 
 The README's learning-rate and skip figures for the word pool come from runs like
 `python bench/word_pool_training.py 0 '[{"word_pool": "corpus", "proj_sz": 400, "pool_skip": true, "lr": 0.01}, {"word_pool": "corpus", "proj_sz": 400, "pool_skip": true, "lr": 0.001}]'`
-(and fold 1; without "lr" the bench picks the recipe's, 1e-2). The language model (2 epochs, corpus word vectors) is trained once per fold and kept in
+(and fold 1; without "lr" the bench picks the recipe's: 1e-2, or 1e-3 with a teacher and a word pool; a word pool
+gets the recipe's skip connection unless "pool_skip": false). The language model (2 epochs, corpus word vectors) is trained once per fold and kept in
 $TMPDIR/relcollab_word_pool/work{FOLD}. About 7 minutes per option on 2 cores.
 """
 import sys, json, tempfile, time, types, warnings

@@ -124,6 +124,21 @@ def test_the_recipe_and_fit_learn_from_a_teacher_and_keep_none_of_it(tmp_path, m
     assert 'epochs, lr 0.001)' in out  # TEACHER_LR
 
 
+def test_a_teacher_without_word_vectors_keeps_the_default_lr_and_no_pool(tmp_path, monkeypatch, capsys):
+    "TEACHER_LR goes with the teacher's words in the pool: without word vectors there is no pool and lr stays 1e-2."
+    if importlib.util.find_spec('sentence_transformers') is None: pytest.skip('needs sentence-transformers')
+    from test_teacher import build_tiny_teacher
+    from relcollab.core.model import MODEL_SIZES
+    from relcollab.training.recipe import train_relevance_model
+    teacher_dir = build_tiny_teacher(tmp_path/'teacher', seed=0)
+    monkeypatch.setitem(MODEL_SIZES, 'tiny', dict(emb_sz=16, n_hid=32, n_layers=2))
+    with torch_threads(1):
+        learn = train_relevance_model(make_pairs(60, seed=3), size='tiny', lm_epochs=1, epochs=1, bs=16,
+                                      pseudo_per_doc=0, teacher=teacher_dir, path=tmp_path, word_vectors=None)
+    assert 'epochs, lr 0.01)' in capsys.readouterr().out
+    assert not learn.model.hparams.get('word_pool')
+
+
 def test_fit_with_a_teacher_that_is_not_there_fails_before_training(tmp_path, capsys, monkeypatch):
     from relcollab.app.cli import main
     monkeypatch.chdir(tmp_path)

@@ -64,8 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument('--lm-epochs', type=int, default=4)
     fit.add_argument('--epochs', type=int, default=4)
     fit.add_argument('--lr', type=_learning_rate, default=None,
-                     help="the relevance stage's peak learning rate (default 1e-2; 1e-3 keeps the dense vectors nearer "
-                          "the word vectors: see the README's word pool section)")
+                     help="the relevance stage's peak learning rate (default 1e-2, and 1e-3 with --teacher and the word "
+                          "pool; see the README's word pool and teacher sections)")
     fit.add_argument('--valid-pct', type=float, help='share of distinct queries held out for validation '
                      '(default 0.2); with --docs, share of documents whose pseudo-queries are held out (default 0.1)')
     add_bs(fit, default=32)

@@ -21,7 +21,7 @@ from ..core.validation import check_triples
 __all__ = ['query_split', 'with_pseudo_queries', 'fine_tune_relevance', 'train_relevance_model']
 
 LR = 1e-2  # the relevance stage's peak learning rate (ULMFiT's), with or without the word pool (README, The word pool)
-TEACHER_LR = 1e-3  # with a teacher (README, Learning from a teacher: validation nDCG@10 on Cranfield's two folds)
+TEACHER_LR = 1e-3  # when the word pool holds the teacher's word vectors (README, Learning from a teacher)
 
 
 def query_split(df: pd.DataFrame, query_col='query', valid_pct=0.2, seed=0) -> pd.Series:
@@ -106,8 +106,9 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
     teacher or `proj_sz` sets it. With a teacher, `'auto'` pools the teacher's encoding of each word too, side by side
     with the word vectors (e.g. `['corpus', teacher]`). `word_pool=None` pools the LM's embedding, as before.
 
-    `lr` is the relevance stage's peak learning rate (default `LR`, 1e-2, ULMFiT's; with a teacher `TEACHER_LR`,
-    1e-3, which ranked Cranfield's validation queries better on both folds); the teacher stage takes `lr` or 1e-2.
+    `lr` is the relevance stage's peak learning rate: by default `LR`, 1e-2 (ULMFiT's), and `TEACHER_LR`, 1e-3, when
+    the word pool holds the teacher's word vectors (README, Learning from a teacher: the Cranfield and SICK figures
+    behind both); the teacher stage takes `lr` or 1e-2.
     With the word pool, 1e-3 keeps the dense vectors nearer the pooled word vectors: on Cranfield's validation
     queries their ranking was better at 1e-3, on SICK's validation pairs their similarity much worse (README,
     The word pool), so pick it on your own validation set.
@@ -139,11 +140,13 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
     if documents is None: documents = list(pd.unique(pd.concat([train[doc_col], pd.Series(list(corpus), dtype=object)])))
     run = run_fingerprint(df[[query_col, doc_col, score_col, valid_col]], corpus, size, lm_epochs, seed,
                           pretrained if word_vectors is None else (pretrained, _describe_source(word_vectors)))
+    teacher_words = False  # does the word pool hold the teacher's word vectors (then the lr is TEACHER_LR)
     if teacher is not None:
         named = teacher
         teacher = load_teacher(teacher)  # fails now, before any training, if it cannot load
         word_vectors, word_pool = (_loaded_teacher_in(source, named, teacher) for source in (word_vectors, word_pool))
         if auto_pool and word_pool is not None: word_pool = _with_teacher_words(word_pool, teacher)
+        teacher_words = word_pool is not None and any(one is teacher for one in _sources(word_pool))
     cache = Path(path)/'teacher_cache' if teacher_cache is None else teacher_cache
     lm = finished_lm(checkpoint_dir, run) if resume and checkpoint_dir is not None else None
     if lm is None:
@@ -162,7 +165,7 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
             cbs.append(distillation_callback(teacher, dls, cache))
     if proj_sz is None: proj_sz = cbs[0].vectors.dim if cbs else 'pool' if word_pool is not None else 256
     pool = dict(word_pool=word_pool, pool_skip=True, cache_dir=cache) if word_pool is not None else {}
-    relevance_lr = lr if lr is not None else TEACHER_LR if teacher is not None else LR
+    relevance_lr = lr if lr is not None else TEACHER_LR if teacher_words else LR
     if self_supervised is not None:
         cbs.append(self_supervised)
         print(f"relcollab: the dense vectors also learn from self-supervised views ({self_supervised.views})", flush=True)
@@ -183,9 +186,14 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
         return fine_tune_relevance(learn, epochs=epochs, lr=relevance_lr, checkpoint_dir=checkpoint_dir, resume=resume)
 
 
+def _sources(source) -> list:
+    "A word-vector source or list of them, as a list."
+    return list(source) if isinstance(source, (list, tuple)) else [source]
+
+
 def _with_teacher_words(source, teacher) -> list:
     "The word-vector `source` (or list) plus the `teacher`'s encoding of each word, unless it is already there."
-    sources = list(source) if isinstance(source, (list, tuple)) else [source]
+    sources = _sources(source)
     return sources if any(one is teacher for one in sources) else sources + [teacher]
 
 
