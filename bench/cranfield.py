@@ -7,7 +7,7 @@ all 1400 documents ranked per query; gain = 5 - code, unjudged = 0; nDCG@10 (gra
 (any judged document relevant), averaged over the test queries with judgments (trec_eval's convention).
 
     python bench/cranfield.py [--fold K] [--quick] [--json PATH] [--variants NAME ...] [--teacher DIR_OR_NAME]
-                              [--self-supervised crops|dropout|ict] [--lr LR]
+                              [--self-supervised crops|dropout|ict] [--lr LR] [--no-teacher-words]
 
 `--variants` trains several relcollab recipes on one language model and prints an ablation table
 (names in VARIANTS below); the first one is the `relcollab` row. `--teacher all-MiniLM-L6-v2` (or a model
@@ -45,7 +45,7 @@ from relcollab.retrieval.fusion import normalized_fusion, reciprocal_rank_fusion
 from relcollab.retrieval.index import top_k, SearchResults
 from relcollab.training.learner import relevance_learner
 from relcollab.training.lm import language_model_stage
-from relcollab.training.recipe import LR, TEACHER_LR, _sources, _with_teacher_words, fine_tune_relevance, with_pseudo_queries
+from relcollab.training.recipe import LR, fine_tune_relevance, relevance_lr, with_pseudo_queries, with_teacher_words
 from relcollab.training.self_supervised import VIEWS as SELF_SUPERVISED_VIEWS, SelfSupervised
 from relcollab.retrieval.trec import run_frame
 
@@ -142,8 +142,7 @@ def train_relcollab(data, fit_ids, valid_ids, lm, workdir: Path, in_batch=True, 
     if self_supervised is not None: cbs.append(SelfSupervised(self_supervised))
     documents = data.docs['text'].tolist()  # idf over the collection, as train_relevance_model counts it
     teacher_stage_lr = lr if lr is not None else LR  # as train_relevance_model picks them
-    pool = model_kwargs.get('word_pool')
-    if lr is None: lr = TEACHER_LR if teacher is not None and pool is not None and any(one is teacher for one in _sources(pool)) else LR
+    lr = relevance_lr(lr, teacher, model_kwargs.get('word_pool'))
     learn = relevance_learner(dls, config=relevance_config(size), in_batch=in_batch, path=workdir, documents=documents,
                               **model_kwargs)
     learn.load_encoder(lm.encoder_name)
@@ -208,7 +207,10 @@ def main(argv=None):
                              'relcollab[teacher]), and add the teacher zero-shot and BM25 + teacher rows')
     parser.add_argument('--lr', type=float, default=None,
                         help="the relevance stage's peak learning rate for every variant (default: the recipe's, "
-                             "1e-2, or 1e-3 with a teacher)")
+                             "1e-2, or 1e-3 with a teacher's word vectors in the pool)")
+    parser.add_argument('--no-teacher-words', action='store_true',
+                        help="with --teacher and --word-vectors: the word pool holds the word vectors alone, not also "
+                             "the teacher's encoding of each word (the teacher recipe before 2026-12-06)")
     parser.add_argument('--teacher-epochs', type=int, default=0,
                         help='with --teacher: epochs of the teacher stage before relevance training (default 0: none)')
     parser.add_argument('--self-supervised', default=None, choices=SELF_SUPERVISED_VIEWS, metavar='VIEWS',
@@ -266,7 +268,7 @@ def main(argv=None):
             start = time.time()
             # with word vectors, train_relevance_model's defaults: the idf pool over the word vectors at their own size,
             # with a teacher its encoding of each word beside them
-            pool = word_vectors if with_teacher is None else _with_teacher_words(word_vectors, with_teacher)
+            pool = word_vectors if with_teacher is None or args.no_teacher_words else with_teacher_words(word_vectors, with_teacher)
             extra = dict(pool_embeddings='idf', word_pool=pool, pool_skip=True, cache_dir=TEACHER_CACHE) if wv else {}
             learn = train_relcollab(data, fit_ids, valid_ids, lms[wv], Path(workdir), epochs=epochs, teacher=with_teacher,
                                     self_supervised=args.self_supervised, teacher_epochs=args.teacher_epochs, lr=args.lr,

@@ -138,9 +138,11 @@ def main(argv=None):
                                           word_pool=None if args.no_word_pool else 'auto', lr=args.lr)
             took = time.time() - start
             held_out = train[train['is_valid']]  # what a user tunes on: the validation pairs, never the test pairs
-            va_, vb_, vtruth = held_out['sentence_a'].tolist(), held_out['sentence_b'].tolist(), held_out['relatedness'].to_numpy()
-            with learn.no_bar(): valid_scores = learn.score_pairs(list(zip(va_, vb_)))
-            validation[label] = (pair_metrics(valid_scores, vtruth), pair_metrics(dense_cosine(learn, va_, vb_), vtruth))
+            valid_a, valid_b = held_out['sentence_a'].tolist(), held_out['sentence_b'].tolist()
+            valid_truth = held_out['relatedness'].to_numpy()
+            with learn.no_bar(): valid_scores = learn.score_pairs(list(zip(valid_a, valid_b)))
+            validation[label] = (pair_metrics(valid_scores, valid_truth),
+                                 pair_metrics(dense_cosine(learn, valid_a, valid_b), valid_truth))
             with learn.no_bar(): scores = learn.score_pairs(list(zip(a, b)))
             table[f'{label}: pair score'], seconds[f'{label}: pair score'] = pair_metrics(scores, truth), took
             table[f'{label}: dense cosine'], seconds[f'{label}: dense cosine'] = pair_metrics(dense_cosine(learn, a, b), truth), took

@@ -15,6 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 warnings.simplefilter('ignore')
 import cranfield as C
+from relcollab.training.recipe import _sources
 from relcollab.training.lm import language_model_stage
 
 fold = int(sys.argv[1]); configs = json.loads(sys.argv[2]); epochs = int(sys.argv[3]) if len(sys.argv) > 3 else 3
@@ -47,9 +48,12 @@ C.fine_tune_relevance = fine_tune
 for cfg in configs:
     start = time.time()
     variant = cfg.pop('variant', 'default')
+    shown = {k: v for k, v in cfg.items() if k != 'teacher'}
     if 'teacher' in cfg:
         from relcollab.training.teacher import load_teacher
-        cfg['teacher'] = load_teacher(cfg['teacher'])
+        named, cfg['teacher'] = cfg['teacher'], load_teacher(cfg['teacher'])
+        if named in _sources(cfg.get('word_pool')):  # its name in the pool: the teacher loaded once, as the recipe does
+            cfg['word_pool'] = [cfg['teacher'] if source == named else source for source in _sources(cfg['word_pool'])]
     if 'word_pool' in cfg: cfg['cache_dir'] = C.TEACHER_CACHE
     learn = C.train_relcollab(data, fit_ids, valid_ids, lm, work, epochs=epochs, **{**C.VARIANTS[variant], 'pool_embeddings': 'idf', **cfg})
-    report(learn, f'{variant} {({k: v for k, v in cfg.items() if k not in ("teacher", "cache_dir")}, "teacher" in cfg)} ({time.time() - start:.0f} s):')
+    report(learn, f'{variant} {(shown, "teacher" in cfg)} ({time.time() - start:.0f} s):')

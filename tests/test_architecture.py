@@ -33,9 +33,10 @@ def module_calls(argv) -> Counter:
         callee, caller = frame.f_globals.get('__name__', ''), frame.f_back.f_globals.get('__name__', '')
         if callee != caller and callee.startswith('relcollab.') and caller.startswith('relcollab.'):
             edges[(caller, callee)] += 1
+    previous = sys.getprofile()  # e.g. a profiler or coverage tool the user runs pytest under
     sys.setprofile(record)
     try: code = main([str(a) for a in argv])
-    finally: sys.setprofile(None)
+    finally: sys.setprofile(previous)
     assert code in (0, None)
     return edges
 

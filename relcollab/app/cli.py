@@ -24,10 +24,10 @@ def _count(text: str) -> int:
 
 
 def _learning_rate(text: str) -> float:
-    "An argparse type: a learning rate, a number above 0 (1e-3, 0.01)."
+    "An argparse type: a learning rate, a finite number above 0 (1e-3, 0.01)."
     try: value = float(text)
-    except ValueError: value = float('nan')
-    if not value > 0 or value == float('inf'):
+    except ValueError: value = None
+    if value is None or not 0 < value < float('inf'):
         raise argparse.ArgumentTypeError(f"expected a learning rate above 0 such as 1e-2, got {text!r}")
     return value
 

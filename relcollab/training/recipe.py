@@ -18,7 +18,8 @@ from .self_supervised import as_self_supervised
 from .teacher import load_teacher
 from ..core.validation import check_triples
 
-__all__ = ['query_split', 'with_pseudo_queries', 'fine_tune_relevance', 'train_relevance_model']
+__all__ = ['query_split', 'with_pseudo_queries', 'fine_tune_relevance', 'train_relevance_model', 'relevance_lr',
+           'with_teacher_words']
 
 LR = 1e-2  # the relevance stage's peak learning rate (ULMFiT's), with or without the word pool (README, The word pool)
 TEACHER_LR = 1e-3  # when the word pool holds the teacher's word vectors (README, Learning from a teacher)
@@ -140,13 +141,11 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
     if documents is None: documents = list(pd.unique(pd.concat([train[doc_col], pd.Series(list(corpus), dtype=object)])))
     run = run_fingerprint(df[[query_col, doc_col, score_col, valid_col]], corpus, size, lm_epochs, seed,
                           pretrained if word_vectors is None else (pretrained, _describe_source(word_vectors)))
-    teacher_words = False  # does the word pool hold the teacher's word vectors (then the lr is TEACHER_LR)
     if teacher is not None:
         named = teacher
         teacher = load_teacher(teacher)  # fails now, before any training, if it cannot load
         word_vectors, word_pool = (_loaded_teacher_in(source, named, teacher) for source in (word_vectors, word_pool))
-        if auto_pool and word_pool is not None: word_pool = _with_teacher_words(word_pool, teacher)
-        teacher_words = word_pool is not None and any(one is teacher for one in _sources(word_pool))
+        if auto_pool and word_pool is not None: word_pool = with_teacher_words(word_pool, teacher)
     cache = Path(path)/'teacher_cache' if teacher_cache is None else teacher_cache
     lm = finished_lm(checkpoint_dir, run) if resume and checkpoint_dir is not None else None
     if lm is None:
@@ -165,7 +164,7 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
             cbs.append(distillation_callback(teacher, dls, cache))
     if proj_sz is None: proj_sz = cbs[0].vectors.dim if cbs else 'pool' if word_pool is not None else 256
     pool = dict(word_pool=word_pool, pool_skip=True, cache_dir=cache) if word_pool is not None else {}
-    relevance_lr = lr if lr is not None else TEACHER_LR if teacher_words else LR
+    stage_lr = relevance_lr(lr, teacher, word_pool)
     if self_supervised is not None:
         cbs.append(self_supervised)
         print(f"relcollab: the dense vectors also learn from self-supervised views ({self_supervised.views})", flush=True)
@@ -181,9 +180,9 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
                               epochs=teacher_epochs, per_doc=teacher_per_doc, lr=lr if lr is not None else LR, cache_dir=cache, seed=seed)
     n_train, n_valid = len(dls.train_ds), len(dls.valid_ds)
     with stage('relevance', f'{n_train} training pairs ({len(rows) - len(df)} of them pseudo-queries), {n_valid} validation '
-                            f'pairs, {sum(s.epochs for s in ulmfit_stages(epochs, relevance_lr))} epochs, lr {relevance_lr:g}'), \
+                            f'pairs, {sum(s.epochs for s in ulmfit_stages(epochs, stage_lr))} epochs, lr {stage_lr:g}'), \
             learn.added_cbs(cbs):
-        return fine_tune_relevance(learn, epochs=epochs, lr=relevance_lr, checkpoint_dir=checkpoint_dir, resume=resume)
+        return fine_tune_relevance(learn, epochs=epochs, lr=stage_lr, checkpoint_dir=checkpoint_dir, resume=resume)
 
 
 def _sources(source) -> list:
@@ -191,10 +190,26 @@ def _sources(source) -> list:
     return list(source) if isinstance(source, (list, tuple)) else [source]
 
 
-def _with_teacher_words(source, teacher) -> list:
-    "The word-vector `source` (or list) plus the `teacher`'s encoding of each word, unless it is already there."
+def with_teacher_words(source, teacher) -> list:
+    """The word-vector `source` (or list) plus the loaded `teacher` (its encoding of each word), unless it is there.
+
+    >>> with_teacher_words('corpus', teacher)  # doctest: +SKIP
+    ['corpus', SentenceTransformer(...)]
+    """
     sources = _sources(source)
     return sources if any(one is teacher for one in sources) else sources + [teacher]
+
+
+def relevance_lr(lr, teacher=None, word_pool=None) -> float:
+    """The relevance stage's peak learning rate: `lr` when given, else `TEACHER_LR` when the `word_pool` holds the
+    loaded `teacher`'s word vectors, else `LR`.
+
+    >>> relevance_lr(None), relevance_lr(3e-3)
+    (0.01, 0.003)
+    """
+    if lr is not None: return lr
+    holds_teacher = teacher is not None and word_pool is not None and any(one is teacher for one in _sources(word_pool))
+    return TEACHER_LR if holds_teacher else LR
 
 
 def _loaded_teacher_in(source, named, teacher):
