@@ -38,7 +38,7 @@ from relcollab.retrieval.bm25 import BM25Baseline
 from relcollab.core.model import relevance_config
 from relcollab.datasets.cranfield import cranfield_split, cranfield_triples, load_cranfield
 from relcollab.core.data import RelevanceDataLoaders
-from relcollab.training.distill import distillation_callback, fit_teacher_stage
+from relcollab.training.distill import distillation_callback, fit_teacher_stage, start_in_teacher_space
 from relcollab.training.teacher import load_teacher, teacher_embeddings
 from relcollab.retrieval.evaluate import evaluate_run
 from relcollab.retrieval.fusion import normalized_fusion, reciprocal_rank_fusion
@@ -121,7 +121,7 @@ def bm25_negatives(data, triples, per_judged: int, depth: int = 30, seed: int = 
 
 def train_relcollab(data, fit_ids, valid_ids, lm, workdir: Path, in_batch=True, pseudo=4, epochs=4, bs=32,
                     lr=None, negatives=1, hard_negatives=0, seed=0, size='small', judged=True, teacher=None,
-                    self_supervised=None, teacher_epochs=0, **model_kwargs):
+                    self_supervised=None, teacher_epochs=0, teacher_start=True, **model_kwargs):
     """The recipe on the training queries' judgments (`judged=False`: none, only the documents' pseudo-queries;
     the validation queries' pairs stay for fastai's validation metrics), with a `teacher` if given and the
     `self_supervised` views (`relcollab.self_supervised.SelfSupervised`) if given."""
@@ -146,6 +146,7 @@ def train_relcollab(data, fit_ids, valid_ids, lm, workdir: Path, in_batch=True, 
     learn = relevance_learner(dls, config=relevance_config(size), in_batch=in_batch, path=workdir, documents=documents,
                               **model_kwargs)
     learn.load_encoder(lm.encoder_name)
+    if teacher is not None and teacher_start: start_in_teacher_space(learn, cbs[0])  # as train_relevance_model does
     if teacher is not None and teacher_epochs:  # train_relevance_model(teacher_epochs=...)'s teacher stage
         fitted = triples[~triples['is_valid'] & (triples['score'] > 0)].drop_duplicates('query')[['query', 'doc']]
         fit_teacher_stage(learn, teacher, documents, fitted, epochs=teacher_epochs, lr=teacher_stage_lr, cache_dir=TEACHER_CACHE, seed=seed)
@@ -211,6 +212,9 @@ def main(argv=None):
     parser.add_argument('--no-teacher-words', action='store_true',
                         help="with --teacher and --word-vectors: the word pool holds the word vectors alone, not also "
                              "the teacher's encoding of each word (the teacher recipe before 2026-12-06)")
+    parser.add_argument('--no-teacher-start', action='store_true',
+                        help="with --teacher and --word-vectors: the dense vectors start as the word pool, not fitted "
+                             "to the teacher (teacher_start=False, the earlier teacher recipe)")
     parser.add_argument('--teacher-epochs', type=int, default=0,
                         help='with --teacher: epochs of the teacher stage before relevance training (default 0: none)')
     parser.add_argument('--self-supervised', default=None, choices=SELF_SUPERVISED_VIEWS, metavar='VIEWS',
@@ -272,6 +276,7 @@ def main(argv=None):
             extra = dict(pool_embeddings='idf', word_pool=pool, pool_skip=True, cache_dir=TEACHER_CACHE) if wv else {}
             learn = train_relcollab(data, fit_ids, valid_ids, lms[wv], Path(workdir), epochs=epochs, teacher=with_teacher,
                                     self_supervised=args.self_supervised, teacher_epochs=args.teacher_epochs, lr=args.lr,
+                                    teacher_start=not args.no_teacher_start,
                                     **{**extra, **VARIANTS[name]})
             train_seconds = time.time() - start
             label = name + (', teacher' if with_teacher is not None else '') + (', word vectors' if wv else '') + ssl

@@ -13,7 +13,7 @@ It also prints relcollab's Spearman on the held-out validation pairs: choose opt
 those, and report `test`.
 
     python bench/sentences.py [--quick] [--teacher all-MiniLM-L6-v2] [--word-vectors SOURCE] [--no-word-pool] [--lr LR]
-                              [--no-teacher-run | --only-teacher-run] [--json PATH]
+                              [--no-teacher-run | --only-teacher-run] [--no-teacher-start] [--json PATH]
 
 `--teacher` trains relcollab a second time with the teacher (distillation, `relcollab.distill`); with
 `--word-vectors` (e.g. the same teacher's name) the language model's embedding starts from word vectors and the
@@ -93,6 +93,8 @@ def main(argv=None):
                       help='with --teacher: relcollab trained with it only (not also without it)')
     parser.add_argument('--no-word-pool', action='store_true',
                         help="with --word-vectors: pool the LM's embedding of the words instead of the word vectors themselves")
+    parser.add_argument('--no-teacher-start', action='store_true',
+                        help="with --teacher: the dense vectors start as the word pool, not fitted to the teacher (teacher_start=False)")
     parser.add_argument('--lr', type=float, default=None, help="the relevance stage's peak learning rate (default: the recipe's)")
     parser.add_argument('--valid-pct', type=float, default=0.1)
     parser.add_argument('--seed', type=int, default=0)
@@ -135,7 +137,8 @@ def main(argv=None):
                                           score_range=(1, 5), lm_epochs=lm_epochs, epochs=epochs, seed=args.seed,
                                           path=workdir, teacher=with_teacher, teacher_cache=TEACHER_CACHE,
                                           word_vectors=word_vectors, pool_embeddings='idf' if word_vectors else False,
-                                          word_pool=None if args.no_word_pool else 'auto', lr=args.lr)
+                                          word_pool=None if args.no_word_pool else 'auto', lr=args.lr,
+                                          teacher_start=not args.no_teacher_start)
             took = time.time() - start
             held_out = train[train['is_valid']]  # what a user tunes on: the validation pairs, never the test pairs
             valid_a, valid_b = held_out['sentence_a'].tolist(), held_out['sentence_b'].tolist()

@@ -122,6 +122,15 @@ def test_the_recipe_and_fit_learn_from_a_teacher_and_keep_none_of_it(tmp_path, m
     out = capsys.readouterr().out
     assert 'relcollab: teacher vectors done' in out and 'relcollab: teacher done' in out  # the teacher stage ran
     assert 'epochs, lr 0.001)' in out  # TEACHER_LR
+    # the dense vectors started in the teacher's space: a fixed skip map fitted to it, kept through save and load
+    assert 'relcollab: teacher start done' in out
+    for proj in (learn.model.head.query_proj, learn.model.head.doc_proj): assert bool(proj.skip_reads_raw)
+    from relcollab.retrieval.pretrained import load_pretrained
+    texts = ['shock wave on a wing', 'heat in a slab']
+    with torch_threads(1):
+        loaded = load_pretrained(learn.save_pretrained(tmp_path/'model'))
+        np.testing.assert_allclose(loaded.encode(texts, side='doc', progress=False),
+                                   learn.encode(texts, side='doc', progress=False), atol=1e-5)
 
 
 def test_a_teacher_without_word_vectors_keeps_the_default_lr_and_no_pool(tmp_path, monkeypatch, capsys):

@@ -99,3 +99,46 @@ def test_word_pool_options_that_cannot_work_fail_before_training(tmp_path):
         get_relevance_model(len(dls.vocab), TINY, proj_sz=4, word_pool=6)
     old = get_relevance_model(len(dls.vocab), TINY, proj_sz=4, pool_embeddings='idf')
     assert 'word_pool' not in old.hparams and 'pool_skip' not in old.hparams  # older exports rebuild as they were
+
+
+def test_ridge_regression_recovers_a_linear_map():
+    from relcollab.core.model import ridge_regression
+    rng = np.random.default_rng(0)
+    x = torch.tensor(rng.normal(size=(200, 5)), dtype=torch.float32)
+    weight, bias = torch.tensor(rng.normal(size=(5, 3)), dtype=torch.float32), torch.tensor([1., -2., .5])
+    fitted_weight, fitted_bias = ridge_regression(x, x @ weight + bias, alpha=1e-8)
+    torch.testing.assert_close(fitted_weight, weight, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(fitted_bias, bias, atol=1e-4, rtol=1e-4)
+    shrunk, _ = ridge_regression(x, x @ weight + bias, alpha=10.)
+    assert shrunk.norm() < 0.5 * weight.norm()  # alpha shrinks, scale-free
+
+
+@pytest.mark.parametrize('pool_skip', [False, True], ids=['pass-through', 'skip'])
+def test_start_from_teacher_makes_the_untrained_dense_vectors_the_teachers(tmp_path, pool_skip):
+    "A teacher that is a linear function of the pooled word vectors is copied exactly, on texts the fit never saw."
+    from relcollab.training.distill import TeacherVectors, start_from_teacher
+    from relcollab.core.text import numericalize_texts
+    df, dls = _dls(tmp_path)
+    teacher_dim = 8
+    learn = relevance_learner(dls, config=TINY, proj_sz=teacher_dim, word_pool=_mapping(), pool_skip=pool_skip)
+    tower = learn.model.doc_tower
+    mixing = torch.tensor(np.random.default_rng(1).normal(size=(DIM, teacher_dim)), dtype=torch.float32)
+    def teacher(texts):
+        ids = numericalize_texts(texts, dls.tokenizer, dls.vocab)
+        with torch.no_grad():
+            pooled = torch.cat([tower.mean_embedding(t[None]) for t in ids])
+        return (pooled @ mixing + 0.3).numpy()
+    fitted = list(dict.fromkeys(df.loc[~df['is_valid'], 'doc'].tolist() + df.loc[~df['is_valid'], 'query'].tolist()))
+    unseen = ['shock wave on a wing', 'heat in a slab of metal', 'drag lift']
+    with torch_threads(1):
+        before = learn.encode(unseen, side='doc', progress=False)[:, :teacher_dim]
+        start_from_teacher(learn, TeacherVectors.from_texts(fitted, teacher(fitted), dls), alpha=1e-7)
+        docs = learn.encode(unseen, side='doc', progress=False)[:, :teacher_dim]
+        queries = learn.encode(unseen, side='query', progress=False)[:, :teacher_dim]
+    expected = _unit(teacher(unseen))
+    np.testing.assert_allclose(docs, expected, atol=1e-3)
+    np.testing.assert_allclose(queries, expected, atol=1e-3)
+    assert np.abs(before - expected).max() > 0.1  # not so before the start
+    with pytest.raises(ValueError, match='proj_sz=8'):
+        start_from_teacher(relevance_learner(dls, config=TINY, proj_sz=4, word_pool=_mapping()),
+                           TeacherVectors.from_texts(fitted, teacher(fitted), dls))

@@ -19,7 +19,7 @@ from torch import nn
 from .data import TOKENS_SUFFIX
 from .eval_encoder import eval_sentence_encoder, supports_eval_path
 
-__all__ = ['masked_last_max_mean_pool', 'masked_concat_pool', 'TermWeights', 'EmbeddingPool', 'TextTower', 'InBatchScores', 'same_rows', 'RelevanceHead', 'RelevanceModel', 'get_relevance_model',
+__all__ = ['masked_last_max_mean_pool', 'ridge_regression', 'masked_concat_pool', 'TermWeights', 'EmbeddingPool', 'TextTower', 'InBatchScores', 'same_rows', 'RelevanceHead', 'RelevanceModel', 'get_relevance_model',
            'relevance_split', 'MODEL_SIZES', 'lm_config', 'relevance_config']
 
 # ----------------------------------------------------------------------------- named sizes
@@ -247,20 +247,57 @@ class TextTower(Module):
 
 
 class SkipProjection(nn.Sequential):
-    """BatchNorm, dropout and a linear map, plus the normalized features `skip` = (start, stop) themselves (the first
-    `proj_sz` of them) added to the output: the projection starts at zero, so the dense vector starts as those
-    features, and weight decay pulls it back towards them while relevance training adds the LSTM's view."""
+    """BatchNorm, dropout and a linear map, plus a fixed linear map of the features `skip` = (start, stop) added to the
+    output (the buffers `skip_weight`, `skip_bias`): at first the normalized features themselves, the first `proj_sz` of
+    them; after `RelevanceHead.start_from_targets`, a map fitted to a teacher that reads the raw features
+    (`skip_reads_raw`), so nothing training changes (BatchNorm's weights and statistics included) moves it. The trained
+    map starts at zero, so the dense vector starts as the skip, and weight decay pulls it back towards it while
+    relevance training adds the LSTM's view."""
     def __init__(self, n_in: int, proj_sz: int, p: float, skip: tuple):
         super().__init__(nn.BatchNorm1d(n_in), nn.Dropout(p), nn.Linear(n_in, proj_sz))
         self.skip = tuple(skip)
         with torch.no_grad(): self[2].weight.zero_(); self[2].bias.zero_()
+        self.register_buffer('skip_weight', torch.eye(self.skip[1] - self.skip[0], proj_sz))
+        self.register_buffer('skip_bias', torch.zeros(proj_sz))
+        self.register_buffer('skip_reads_raw', torch.tensor(False))
 
     def forward(self, x):
         normed = self[0](x)
         out = self[2](self[1](normed))
         start, stop = self.skip
-        n = min(stop - start, out.shape[1])
-        return out + F.pad(normed[:, start:start + n], (0, out.shape[1] - n))
+        reads_raw = 'skip_reads_raw' in self._buffers and bool(self.skip_reads_raw)
+        return out + self.skipped((x if reads_raw else normed)[:, start:stop])
+
+    def skipped(self, skip_features: torch.Tensor) -> torch.Tensor:
+        "What the skip connection adds to the output, from the features `skip` (n, stop - start)."
+        if 'skip_weight' not in self._buffers:  # a model pickled before the skip had a map: the features themselves
+            n_out = self[2].out_features
+            n = min(skip_features.shape[1], n_out)
+            return F.pad(skip_features[:, :n], (0, n_out - n))
+        return skip_features @ self.skip_weight + self.skip_bias
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for name in ('skip_weight', 'skip_bias', 'skip_reads_raw'):  # weights saved before the skip had a map
+            if prefix + name not in state_dict: state_dict[prefix + name] = getattr(self, name).clone()
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def ridge_regression(x: torch.Tensor, y: torch.Tensor, alpha: float = 1e-3) -> tuple:
+    """`(weight (p, k), bias (k,))`: the least-squares fit of y (n, k) on x (n, p) with a ridge penalty lam |weight|^2,
+    lam = `alpha` x n x the mean variance of x's columns (scale-free), solved in float64. The penalty is on x's own
+    scale, so columns that barely vary get small weights (a standardized ridge would give them huge ones, which
+    dropout on x then turns into noise).
+
+    >>> w, b = ridge_regression(torch.randn(100, 3), torch.ones(100, 2)); b.tolist()
+    [1.0, 1.0]
+    """
+    x, y = x.double(), y.double()
+    x_mean, y_mean = x.mean(dim=0), y.mean(dim=0)
+    xc = x - x_mean
+    gram = xc.T @ xc
+    lam = alpha * float(gram.diagonal().mean().clamp(min=1e-12))  # = alpha x n x mean variance
+    weight = torch.linalg.solve(gram + lam * torch.eye(len(gram), dtype=gram.dtype), xc.T @ (y - y_mean))
+    return weight.float(), (y_mean - x_mean @ weight).float()
 
 
 def _projection(n_in: int, proj_sz: int, p: float, skip=None) -> nn.Sequential:
@@ -321,6 +358,31 @@ class RelevanceHead(Module):
                 norm.weight[start:stop] = (spread ** 2 + norm.eps).sqrt() / spread.mean().clamp(min=1e-12)  # eps too: exact
                 norm.running_mean[start:stop] = mean
                 norm.running_var[start:stop] = spread ** 2
+
+    def start_from_targets(self, features: torch.Tensor, targets: torch.Tensor, start: int, stop: int, alpha: float = 1e-3):
+        """The dense vectors start as the ridge regression (`ridge_regression`) of `targets` (n, proj_sz), e.g. a teacher's
+        embeddings of n texts, on those texts' pooled features `start:stop` (n, stop - start): the best linear copy of
+        the targets those features allow. With a skip connection over `start:stop` the map becomes the skip's, fixed
+        and reading the raw features, so training adds to it as it adds to the plain skip; otherwise it is the trained
+        map's start (on the features as BatchNorm reads them in eval mode), the other features at weight 0.
+
+        >>> head.start_from_targets(pool_features, teacher_vectors, head.n_in - 384, head.n_in)  # doctest: +SKIP
+        """
+        with torch.no_grad():
+            for proj in (self.query_proj, self.doc_proj):
+                norm, linear = proj[0], proj[-1]
+                linear.weight.zero_(); linear.bias.zero_()
+                scale = norm.weight[start:stop] / (norm.running_var[start:stop] + norm.eps).sqrt()
+                normed = (features.to(scale) - norm.running_mean[start:stop]) * scale + norm.bias[start:stop]
+                if isinstance(proj, SkipProjection) and proj.skip == (start, stop):
+                    # at the plain skip's length, so the trained map adds to it at the rate it adds to the plain skip
+                    length = proj.skipped(normed).norm(dim=1).mean() / targets.norm(dim=1).mean().clamp(min=1e-12)
+                    weight, bias = ridge_regression(features, targets.to(features) * length, alpha)
+                    proj.skip_weight.copy_(weight); proj.skip_bias.copy_(bias); proj.skip_reads_raw.fill_(True)
+                    continue
+                weight, bias = ridge_regression(normed, targets.to(normed), alpha)
+                linear.weight[:, start:stop] = weight.T.to(linear.weight)
+                linear.bias.copy_(bias)
 
     def project_query(self, pooled):
         dense = F.normalize(self.query_proj(pooled[:, :self.n_in]), dim=-1)

@@ -3,6 +3,9 @@
     vectors = TeacherVectors.from_texts(texts, teacher_embeddings(teacher, texts), learn.dls)
     learn.fit_one_cycle(3, 1e-2, cbs=TeacherDistillation(vectors))     # or with learn.added_cbs(...)
 
+With a word pool, `start_from_teacher` first makes the dense vectors the ridge map of the pooled word vectors to the
+teacher's embeddings (closed form, fixed), so they start in the teacher's space.
+
 Two signals are added to the relevance loss while training (never in validation, never at inference: the
 teacher is not part of the model, and the exported model is the AWD-LSTM towers alone):
 
@@ -25,7 +28,7 @@ from ..core.text import numericalize_texts
 from .pseudo import pseudo_queries
 
 __all__ = ['TeacherVectors', 'embedding_distillation_loss', 'margin_mse_loss', 'TeacherDistillation',
-           'distillation_callback', 'teacher_stage_rows', 'fit_teacher_stage']
+           'distillation_callback', 'start_from_teacher', 'start_in_teacher_space', 'teacher_stage_rows', 'fit_teacher_stage']
 
 
 class TeacherVectors:
@@ -174,6 +177,46 @@ def distillation_callback(teacher, dls, cache_dir=None, embedding_weight: float 
     vectors = teacher_embeddings(teacher, texts, cache_dir=cache_dir, bs=bs)
     return TeacherDistillation(TeacherVectors.from_texts(texts, vectors, dls), embedding_weight=embedding_weight,
                                score_weight=score_weight, relevance_weight=relevance_weight)
+
+
+def start_from_teacher(learn, vectors: TeacherVectors, alpha: float = 1e-3, bs: int = 256):
+    """The dense vectors start in the teacher's space: both projections become the ridge regression of the teacher's
+    embeddings of `vectors`' texts on those texts' pooled word vectors (`RelevanceHead.start_from_targets`), so before
+    any training a text's dense vector is the best linear copy of the teacher's vector its words allow, and cosines
+    between dense vectors approximate the teacher's. Needs a word pool (`relevance_learner(word_pool=...)`) and dense
+    vectors of the teacher's size; distil with `TeacherDistillation(always_map=False)` afterwards to stay there.
+
+    >>> callback = distillation_callback('all-MiniLM-L6-v2', learn.dls, 'teacher_cache')  # doctest: +SKIP
+    >>> start_from_teacher(learn, callback.vectors); callback.always_map = False  # doctest: +SKIP
+    """
+    head, tower = learn.model.head, learn.model.doc_tower
+    if not tower.word_pool: raise ValueError("start_from_teacher fits the word pool to the teacher: build the learner with word_pool=...")
+    if head.dense_features != vectors.dim:
+        raise ValueError(f"The dense vectors have {head.dense_features} dimensions, the teacher's {vectors.dim}: "
+                         f"build the learner with proj_sz={vectors.dim}.")
+    pad, device = tower.encoder.pad_idx, tower.word_vectors.device
+    ids = [torch.from_numpy(np.frombuffer(key, dtype=np.int64).copy()) for key in vectors.row_of]
+    ids = [row if len(row) else torch.tensor([pad]) for row in ids]
+    with torch.no_grad():
+        features = torch.cat([tower.mean_embedding(nn.utils.rnn.pad_sequence(ids[i:i + bs], batch_first=True,
+                                                                             padding_value=pad).to(device))
+                              for i in range(0, len(ids), bs)])
+    targets = vectors.vectors[list(vectors.row_of.values())]
+    head.start_from_targets(features, targets, head.n_in - tower.pool_features, head.n_in, alpha)
+    return learn
+
+
+def start_in_teacher_space(learn, callback: TeacherDistillation) -> bool:
+    """`start_from_teacher` with the `callback`'s teacher vectors, and the callback then distils without a learned map,
+    when `learn` has a word pool and dense vectors of the teacher's size (else nothing changes); True when it did.
+
+    >>> start_in_teacher_space(learn, distillation_callback(teacher, learn.dls))  # doctest: +SKIP
+    True
+    """
+    if not learn.model.doc_tower.word_pool or learn.model.head.dense_features != callback.vectors.dim: return False
+    start_from_teacher(learn, callback.vectors)
+    callback.always_map = False
+    return True
 
 
 def teacher_stage_rows(docs, pairs=None, per_doc: int = 8, seed: int = 0) -> pd.DataFrame:

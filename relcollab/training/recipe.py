@@ -10,7 +10,7 @@ from fastai.torch_core import set_seed
 from .checkpoint import checkpoint_progress, finished_lm, fit_stages, mark_lm_done, run_fingerprint, ulmfit_stages
 from ..core.model import relevance_config
 from ..core.data import RelevanceDataLoaders
-from .distill import distillation_callback, fit_teacher_stage
+from .distill import distillation_callback, fit_teacher_stage, start_in_teacher_space
 from .learner import RelevanceLearner, relevance_learner
 from .lm import language_model_stage
 from .pseudo import pseudo_queries
@@ -70,7 +70,7 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
                           resume=False, pseudo_per_doc=4, in_batch=True, lexical=True, teacher=None,
                           teacher_cache=None, proj_sz=None, drop_mult=1., word_vectors='auto',
                           pool_embeddings=None, self_supervised=None, documents=None, teacher_epochs=0,
-                          teacher_per_doc=8, word_pool='auto') -> RelevanceLearner:
+                          teacher_per_doc=8, word_pool='auto', teacher_start=True) -> RelevanceLearner:
     """Checks `df`, trains the LM on every query, document and `corpus` text, then the relevance model.
 
     Validation holds out `valid_pct` of the distinct queries (or uses the boolean `valid_col`). The language
@@ -113,6 +113,11 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
     With the word pool, 1e-3 keeps the dense vectors nearer the pooled word vectors: on Cranfield's validation
     queries their ranking was better at 1e-3, on SICK's validation pairs their similarity much worse (README,
     The word pool), so pick it on your own validation set.
+
+    With a teacher and a word pool, `teacher_start=True` (the default) starts the dense vectors in the teacher's space:
+    the projection from the pooled word vectors is the least-squares map to the teacher's embeddings of the training
+    texts (`relcollab.training.distill.start_from_teacher`), and distillation then matches the teacher's vectors
+    directly (no learned map), so cosines between dense vectors approximate the teacher's.
 
     `self_supervised` adds a self-supervised objective on the dense vectors while the towers train
     (`relcollab.training.self_supervised.SelfSupervised`): None (off), `'crops'` (two random crops of each document),
@@ -172,6 +177,9 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
                               drop_mult=drop_mult, pool_embeddings=pool_embeddings, documents=documents,
                               proj_sz=proj_sz, **pool)
     learn.load_encoder(lm['encoder_name'])
+    if teacher_start and teacher is not None:  # cbs[0] is then the distillation callback
+        with stage('teacher start', f'the dense vectors fitted to the teacher on {len(cbs[0].vectors.row_of)} texts'):
+            if not start_in_teacher_space(learn, cbs[0]): print("relcollab: no word pool of the teacher's size: skipped", flush=True)
     if teacher is not None and teacher_epochs and not (resume and checkpoint_dir is not None and checkpoint_progress(checkpoint_dir) is not None):
         judged = train[pd.to_numeric(train[score_col]) > (score_range[0] if score_range is not None else train[score_col].min())]
         with stage('teacher', f'{len(documents)} documents x {teacher_per_doc} spans + {judged[query_col].nunique()} '
