@@ -13,7 +13,8 @@ It also prints relcollab's Spearman on the held-out validation pairs: choose opt
 those, and report `test`.
 
     python bench/sentences.py [--quick] [--teacher all-MiniLM-L6-v2] [--word-vectors SOURCE] [--no-word-pool] [--lr LR]
-                              [--no-teacher-run | --only-teacher-run] [--no-teacher-start] [--json PATH]
+                              [--no-teacher-run | --only-teacher-run] [--no-teacher-start] [--pseudo-per-doc N]
+                              [--report-start] [--json PATH]
 
 `--teacher` trains relcollab a second time with the teacher (distillation, `relcollab.distill`); with
 `--word-vectors` (e.g. the same teacher's name) the language model's embedding starts from word vectors and the
@@ -78,6 +79,20 @@ def dense_cosine(learn, a, b) -> np.ndarray:
     return (va * vb).sum(axis=1)
 
 
+def report_start(held_out, a, b, truth):
+    "Makes the recipe print the dense cosine's Spearman (test and validation pairs) just before relevance training."
+    import relcollab.training.recipe as recipe
+    fine_tune = recipe.fine_tune_relevance
+    def measured_then_fine_tuned(learn, **kwargs):
+        valid = pair_metrics(dense_cosine(learn, held_out['sentence_a'].tolist(), held_out['sentence_b'].tolist()),
+                             held_out['relatedness'].to_numpy())
+        test = pair_metrics(dense_cosine(learn, a, b), truth)
+        print(f"before relevance training: dense cosine Spearman, test {test['spearman']:.3f} (validation "
+              f"{valid['spearman']:.3f})", flush=True)
+        return fine_tune(learn, **kwargs)
+    recipe.fine_tune_relevance = measured_then_fine_tuned
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--quick', action='store_true', help='LM 2 epochs, relevance 3 (default 4 and 4)')
@@ -95,6 +110,10 @@ def main(argv=None):
                         help="with --word-vectors: pool the LM's embedding of the words instead of the word vectors themselves")
     parser.add_argument('--no-teacher-start', action='store_true',
                         help="with --teacher: the dense vectors start as the word pool, not fitted to the teacher (teacher_start=False)")
+    parser.add_argument('--pseudo-per-doc', type=int, default=4,
+                        help="pseudo-queries (spans) per training sentence, at the top score (the recipe's pseudo_per_doc)")
+    parser.add_argument('--report-start', action='store_true',
+                        help="also print each run's dense cosine before relevance training (after the teacher start, if any)")
     parser.add_argument('--lr', type=float, default=None, help="the relevance stage's peak learning rate (default: the recipe's)")
     parser.add_argument('--valid-pct', type=float, default=0.1)
     parser.add_argument('--seed', type=int, default=0)
@@ -128,6 +147,7 @@ def main(argv=None):
     word_vectors = [teacher if source == args.teacher else source for source in args.word_vectors or []]
     word_vectors = (word_vectors[0] if len(word_vectors) == 1 else word_vectors) or None
 
+    if args.report_start: report_start(train[train['is_valid']], a, b, truth)
     runs = [None, teacher] if teacher is not None and not args.no_teacher_run else [None]
     for with_teacher in (runs[1:] if args.only_teacher_run and teacher is not None else runs):
         label = 'relcollab' + (', teacher' if with_teacher is not None else '') + (', word vectors' if word_vectors else '')
@@ -138,7 +158,7 @@ def main(argv=None):
                                           path=workdir, teacher=with_teacher, teacher_cache=TEACHER_CACHE,
                                           word_vectors=word_vectors, pool_embeddings='idf' if word_vectors else False,
                                           word_pool=None if args.no_word_pool else 'auto', lr=args.lr,
-                                          teacher_start=not args.no_teacher_start)
+                                          teacher_start=not args.no_teacher_start, pseudo_per_doc=args.pseudo_per_doc)
             took = time.time() - start
             held_out = train[train['is_valid']]  # what a user tunes on: the validation pairs, never the test pairs
             valid_a, valid_b = held_out['sentence_a'].tolist(), held_out['sentence_b'].tolist()
