@@ -45,7 +45,7 @@ from relcollab.retrieval.fusion import normalized_fusion, reciprocal_rank_fusion
 from relcollab.retrieval.index import top_k, SearchResults
 from relcollab.training.learner import relevance_learner
 from relcollab.training.lm import language_model_stage
-from relcollab.training.recipe import LR, fine_tune_relevance, relevance_lr, with_pseudo_queries, with_teacher_words
+from relcollab.training.recipe import LR, TEACHER_EMBEDDING_WEIGHT, fine_tune_relevance, relevance_lr, with_pseudo_queries, with_teacher_words
 from relcollab.training.self_supervised import VIEWS as SELF_SUPERVISED_VIEWS, SelfSupervised
 from relcollab.retrieval.trec import run_frame
 
@@ -121,7 +121,7 @@ def bm25_negatives(data, triples, per_judged: int, depth: int = 30, seed: int = 
 
 def train_relcollab(data, fit_ids, valid_ids, lm, workdir: Path, in_batch=True, pseudo=4, epochs=4, bs=32,
                     lr=None, negatives=1, hard_negatives=0, seed=0, size='small', judged=True, teacher=None,
-                    self_supervised=None, teacher_epochs=0, teacher_start=True, **model_kwargs):
+                    self_supervised=None, teacher_epochs=0, teacher_start=True, embedding_weight=TEACHER_EMBEDDING_WEIGHT, **model_kwargs):
     """The recipe on the training queries' judgments (`judged=False`: none, only the documents' pseudo-queries;
     the validation queries' pairs stay for fastai's validation metrics), with a `teacher` if given and the
     `self_supervised` views (`relcollab.self_supervised.SelfSupervised`) if given."""
@@ -134,7 +134,7 @@ def train_relcollab(data, fit_ids, valid_ids, lm, workdir: Path, in_batch=True, 
                                 seed=seed, corpus=data.docs['text'].tolist())  # documents, never a test query
     dls = RelevanceDataLoaders.from_df(frame, vocab=lm.vocab, valid_col='is_valid', score_range=(0, 4), bs=bs,
                                        seed=seed, path=workdir)
-    cbs = [] if teacher is None else [distillation_callback(teacher, dls, cache_dir=TEACHER_CACHE)]
+    cbs = [] if teacher is None else [distillation_callback(teacher, dls, cache_dir=TEACHER_CACHE, embedding_weight=embedding_weight)]
     if model_kwargs.get('word_pool') is None: model_kwargs.pop('pool_skip', None)
     else: model_kwargs.setdefault('pool_skip', True)  # the recipe's skip connection
     # the dense vectors' size as train_relevance_model sets it: the teacher's, else the word pool's, else 256
@@ -215,6 +215,8 @@ def main(argv=None):
     parser.add_argument('--no-teacher-start', action='store_true',
                         help="with --teacher and --word-vectors: the dense vectors start as the word pool, not fitted "
                              "to the teacher (teacher_start=False, the earlier teacher recipe)")
+    parser.add_argument('--embedding-weight', type=float, default=None,
+                        help="with --teacher: the embedding distillation term's weight (default: the recipe's)")
     parser.add_argument('--teacher-epochs', type=int, default=0,
                         help='with --teacher: epochs of the teacher stage before relevance training (default 0: none)')
     parser.add_argument('--self-supervised', default=None, choices=SELF_SUPERVISED_VIEWS, metavar='VIEWS',
@@ -277,6 +279,7 @@ def main(argv=None):
             learn = train_relcollab(data, fit_ids, valid_ids, lms[wv], Path(workdir), epochs=epochs, teacher=with_teacher,
                                     self_supervised=args.self_supervised, teacher_epochs=args.teacher_epochs, lr=args.lr,
                                     teacher_start=not args.no_teacher_start,
+                                    **({} if args.embedding_weight is None else {'embedding_weight': args.embedding_weight}),
                                     **{**extra, **VARIANTS[name]})
             train_seconds = time.time() - start
             label = name + (', teacher' if with_teacher is not None else '') + (', word vectors' if wv else '') + ssl

@@ -13,7 +13,7 @@ It also prints relcollab's Spearman on the held-out validation pairs: choose opt
 those, and report `test`.
 
     python bench/sentences.py [--quick] [--teacher all-MiniLM-L6-v2] [--word-vectors SOURCE] [--no-word-pool] [--lr LR]
-                              [--no-teacher-run | --only-teacher-run] [--no-teacher-start] [--pseudo-per-doc N]
+                              [--no-teacher-run | --only-teacher-run] [--no-teacher-start] [--pseudo-per-doc N] [--embedding-weight W]
                               [--report-start] [--json PATH]
 
 `--teacher` trains relcollab a second time with the teacher (distillation, `relcollab.distill`); with
@@ -114,6 +114,8 @@ def main(argv=None):
                         help="pseudo-queries (spans) per training sentence, at the top score (the recipe's pseudo_per_doc)")
     parser.add_argument('--report-start', action='store_true',
                         help="also print each run's dense cosine before relevance training (after the teacher start, if any)")
+    parser.add_argument('--embedding-weight', type=float, default=None,
+                        help="with --teacher: the embedding distillation term's weight (default: the recipe's)")
     parser.add_argument('--lr', type=float, default=None, help="the relevance stage's peak learning rate (default: the recipe's)")
     parser.add_argument('--valid-pct', type=float, default=0.1)
     parser.add_argument('--seed', type=int, default=0)
@@ -158,7 +160,8 @@ def main(argv=None):
                                           path=workdir, teacher=with_teacher, teacher_cache=TEACHER_CACHE,
                                           word_vectors=word_vectors, pool_embeddings='idf' if word_vectors else False,
                                           word_pool=None if args.no_word_pool else 'auto', lr=args.lr,
-                                          teacher_start=not args.no_teacher_start, pseudo_per_doc=args.pseudo_per_doc)
+                                          teacher_start=not args.no_teacher_start, pseudo_per_doc=args.pseudo_per_doc,
+                                          **({} if args.embedding_weight is None else {'embedding_weight': args.embedding_weight}))
             took = time.time() - start
             held_out = train[train['is_valid']]  # what a user tunes on: the validation pairs, never the test pairs
             valid_a, valid_b = held_out['sentence_a'].tolist(), held_out['sentence_b'].tolist()

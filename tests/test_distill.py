@@ -124,7 +124,8 @@ def test_the_recipe_and_fit_learn_from_a_teacher_and_keep_none_of_it(tmp_path, m
     assert 'epochs, lr 0.001)' in out  # TEACHER_LR
     # the dense vectors started in the teacher's space: a fixed skip map fitted to it, kept through save and load
     assert 'relcollab: teacher start done' in out
-    for proj in (learn.model.head.query_proj, learn.model.head.doc_proj): assert bool(proj.skip_reads_raw)
+    for proj in (learn.model.head.query_proj, learn.model.head.doc_proj): assert proj.fitted
+    assert learn.model.hparams['pool_map']
     from relcollab.retrieval.pretrained import load_pretrained
     texts = ['shock wave on a wing', 'heat in a slab']
     with torch_threads(1):

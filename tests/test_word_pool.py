@@ -72,6 +72,7 @@ def test_the_word_pool_stays_fixed_its_weights_train_and_it_survives_save_and_lo
     from fastai.learner import load_learner
     _, dls = _dls(tmp_path)
     learn = relevance_learner(dls, config=TINY, proj_sz=4, word_pool=_mapping(), pool_skip=True)
+    assert not any('skip_weight' in key for key in learn.model.state_dict())  # no teacher map: saved as before
     before = learn.model.query_tower.word_vectors.clone()
     weights_before = learn.model.query_tower.embedding_pool.word_weight.detach().clone()
     assert not any(p is before for group in relevance_split(learn.model) for p in group)  # a buffer, in no group
@@ -136,6 +137,12 @@ def test_start_from_teacher_makes_the_untrained_dense_vectors_the_teachers(tmp_p
         docs = learn.encode(unseen, side='doc', progress=False)[:, :teacher_dim]
         queries = learn.encode(unseen, side='query', progress=False)[:, :teacher_dim]
     expected = _unit(teacher(unseen))
+    if pool_skip:  # the map is the skip's, a buffer that the saved weights and hparams carry
+        assert learn.model.hparams['pool_map'] and 'head.doc_proj.skip_weight' in learn.model.state_dict()
+        fresh = relevance_learner(dls, config=TINY, proj_sz=teacher_dim, word_pool=_mapping(), pool_skip=True)
+        fresh.model.load_state_dict(learn.model.state_dict())  # strict: a checkpoint with the map brings it along
+        with torch_threads(1):
+            np.testing.assert_allclose(fresh.encode(unseen, side='doc', progress=False)[:, :teacher_dim], docs, atol=1e-6)
     np.testing.assert_allclose(docs, expected, atol=1e-3)
     np.testing.assert_allclose(queries, expected, atol=1e-3)
     assert np.abs(before - expected).max() > 0.1  # not so before the start

@@ -247,38 +247,45 @@ class TextTower(Module):
 
 
 class SkipProjection(nn.Sequential):
-    """BatchNorm, dropout and a linear map, plus a fixed linear map of the features `skip` = (start, stop) added to the
-    output (the buffers `skip_weight`, `skip_bias`): at first the normalized features themselves, the first `proj_sz` of
-    them; after `RelevanceHead.start_from_targets`, a map fitted to a teacher that reads the raw features
-    (`skip_reads_raw`), so nothing training changes (BatchNorm's weights and statistics included) moves it. The trained
-    map starts at zero, so the dense vector starts as the skip, and weight decay pulls it back towards it while
-    relevance training adds the LSTM's view."""
-    def __init__(self, n_in: int, proj_sz: int, p: float, skip: tuple):
+    """BatchNorm, dropout and a linear map, plus the normalized features `skip` = (start, stop) themselves (the first
+    `proj_sz` of them) added to the output: the projection starts at zero, so the dense vector starts as those
+    features, and weight decay pulls it back towards them while relevance training adds the LSTM's view.
+
+    `fit_map` replaces that identity by a fixed linear map of the raw features `skip` (the buffers `skip_weight`,
+    `skip_bias`, e.g. fitted to a teacher by `RelevanceHead.start_from_targets`): neither BatchNorm nor the optimizer
+    moves the map, though the word weights of the pool it reads still train. A model built with `fitted=True` has the
+    buffers from the start (to load such weights)."""
+    def __init__(self, n_in: int, proj_sz: int, p: float, skip: tuple, fitted: bool = False):
         super().__init__(nn.BatchNorm1d(n_in), nn.Dropout(p), nn.Linear(n_in, proj_sz))
         self.skip = tuple(skip)
         with torch.no_grad(): self[2].weight.zero_(); self[2].bias.zero_()
-        self.register_buffer('skip_weight', torch.eye(self.skip[1] - self.skip[0], proj_sz))
-        self.register_buffer('skip_bias', torch.zeros(proj_sz))
-        self.register_buffer('skip_reads_raw', torch.tensor(False))
+        if fitted: self.fit_map(torch.zeros(self.skip[1] - self.skip[0], proj_sz), torch.zeros(proj_sz))
+
+    @property
+    def fitted(self) -> bool: return 'skip_weight' in self._buffers
+
+    def fit_map(self, weight: torch.Tensor, bias: torch.Tensor):
+        "The skip becomes `raw features @ weight + bias` (weight (stop - start, proj_sz)), fixed."
+        device = self[2].weight.device
+        self.register_buffer('skip_weight', weight.detach().float().to(device).clone())
+        self.register_buffer('skip_bias', bias.detach().float().to(device).clone())
 
     def forward(self, x):
         normed = self[0](x)
         out = self[2](self[1](normed))
         start, stop = self.skip
-        reads_raw = 'skip_reads_raw' in self._buffers and bool(self.skip_reads_raw)
-        return out + self.skipped((x if reads_raw else normed)[:, start:stop])
+        if self.fitted: return out + x[:, start:stop] @ self.skip_weight + self.skip_bias
+        return out + self.identity_skip(normed[:, start:stop])
 
-    def skipped(self, skip_features: torch.Tensor) -> torch.Tensor:
-        "What the skip connection adds to the output, from the features `skip` (n, stop - start)."
-        if 'skip_weight' not in self._buffers:  # a model pickled before the skip had a map: the features themselves
-            n_out = self[2].out_features
-            n = min(skip_features.shape[1], n_out)
-            return F.pad(skip_features[:, :n], (0, n_out - n))
-        return skip_features @ self.skip_weight + self.skip_bias
+    def identity_skip(self, normed_skip: torch.Tensor) -> torch.Tensor:
+        "The plain skip: the first `proj_sz` normalized features `skip` (n, stop - start), zero-padded to `proj_sz`."
+        n_out = self[2].out_features
+        n = min(normed_skip.shape[1], n_out)
+        return F.pad(normed_skip[:, :n], (0, n_out - n))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        for name in ('skip_weight', 'skip_bias', 'skip_reads_raw'):  # weights saved before the skip had a map
-            if prefix + name not in state_dict: state_dict[prefix + name] = getattr(self, name).clone()
+        if prefix + 'skip_weight' in state_dict and not self.fitted:  # weights trained with a fitted map: take it
+            self.fit_map(state_dict[prefix + 'skip_weight'], state_dict[prefix + 'skip_bias'])
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
@@ -300,8 +307,8 @@ def ridge_regression(x: torch.Tensor, y: torch.Tensor, alpha: float = 1e-3) -> t
     return weight.float(), (y_mean - x_mean @ weight).float()
 
 
-def _projection(n_in: int, proj_sz: int, p: float, skip=None) -> nn.Sequential:
-    if skip is not None: return SkipProjection(n_in, proj_sz, p, skip)
+def _projection(n_in: int, proj_sz: int, p: float, skip=None, fitted_skip: bool = False) -> nn.Sequential:
+    if skip is not None: return SkipProjection(n_in, proj_sz, p, skip, fitted=fitted_skip)
     return nn.Sequential(nn.BatchNorm1d(n_in), nn.Dropout(p), nn.Linear(n_in, proj_sz))
 
 
@@ -318,8 +325,8 @@ class RelevanceHead(Module):
     In eval mode it uses running statistics, so a text's vector never depends on its batch.
     """
     def __init__(self, n_in: int, proj_sz: int, y_range=(0., 1.), p: float = 0.1, init_scale: float = 1.,
-                 n_lexical: int = 0, init_lexical_scale: float = 0.1, skip: tuple | None = None):
-        self.query_proj, self.doc_proj = (_projection(n_in, proj_sz, p, skip) for _ in range(2))
+                 n_lexical: int = 0, init_lexical_scale: float = 0.1, skip: tuple | None = None, fitted_skip: bool = False):
+        self.query_proj, self.doc_proj = (_projection(n_in, proj_sz, p, skip, fitted_skip) for _ in range(2))
         # Same start on both sides: with both towers loaded from one LM encoder, the untrained model already
         # scores by the cosine of the two texts' LM features, a lexical-and-topical signal to refine.
         self.doc_proj.load_state_dict(self.query_proj.state_dict())
@@ -363,8 +370,10 @@ class RelevanceHead(Module):
         """The dense vectors start as the ridge regression (`ridge_regression`) of `targets` (n, proj_sz), e.g. a teacher's
         embeddings of n texts, on those texts' pooled features `start:stop` (n, stop - start): the best linear copy of
         the targets those features allow. With a skip connection over `start:stop` the map becomes the skip's, fixed
-        and reading the raw features, so training adds to it as it adds to the plain skip; otherwise it is the trained
-        map's start (on the features as BatchNorm reads them in eval mode), the other features at weight 0.
+        and reading the raw features (`SkipProjection.fit_map`; the model's `hparams['pool_map']` must then say so for
+        a saved copy to rebuild it, as `relcollab.training.distill.start_from_teacher` does), so training adds to it as
+        it adds to the plain skip; otherwise it is the trained map's start (on the features as BatchNorm reads them
+        in eval mode), the other features at weight 0.
 
         >>> head.start_from_targets(pool_features, teacher_vectors, head.n_in - 384, head.n_in)  # doctest: +SKIP
         """
@@ -376,9 +385,8 @@ class RelevanceHead(Module):
                 normed = (features.to(scale) - norm.running_mean[start:stop]) * scale + norm.bias[start:stop]
                 if isinstance(proj, SkipProjection) and proj.skip == (start, stop):
                     # at the plain skip's length, so the trained map adds to it at the rate it adds to the plain skip
-                    length = proj.skipped(normed).norm(dim=1).mean() / targets.norm(dim=1).mean().clamp(min=1e-12)
-                    weight, bias = ridge_regression(features, targets.to(features) * length, alpha)
-                    proj.skip_weight.copy_(weight); proj.skip_bias.copy_(bias); proj.skip_reads_raw.fill_(True)
+                    length = proj.identity_skip(normed).norm(dim=1).mean() / targets.norm(dim=1).mean().clamp(min=1e-12)
+                    proj.fit_map(*ridge_regression(features, targets.to(features) * length, alpha))
                     continue
                 weight, bias = ridge_regression(normed, targets.to(normed), alpha)
                 linear.weight[:, start:stop] = weight.T.to(linear.weight)
@@ -458,7 +466,7 @@ def _tower(vocab_sz: int, config: dict, bptt: int, pool_embeddings, lexical: boo
 def get_relevance_model(vocab_sz: int, config: dict, drop_mult: float = 1., shared: bool = False,
                         proj_sz: int = 256, y_range=(0., 1.), bptt: int = 72,
                         pool_embeddings: bool | str = False, lexical: bool = False, word_pool: int = 0,
-                        pool_skip: bool = False) -> RelevanceModel:
+                        pool_skip: bool = False, pool_map: bool = False) -> RelevanceModel:
     """Builds the two-tower model from an AWD-LSTM `config` (see `relevance_config`).
 
     `pool_embeddings` adds each text's mean input embedding to its pooled LSTM features (`'idf'`: weighted by
@@ -473,6 +481,8 @@ def get_relevance_model(vocab_sz: int, config: dict, drop_mult: float = 1., shar
                    y_range=list(y_range), bptt=bptt, pool_embeddings=pool_embeddings, lexical=lexical)
     if word_pool: hparams['word_pool'] = int(word_pool)  # absent when unused: older exports rebuild unchanged
     if pool_skip: hparams['pool_skip'] = True
+    if pool_map: hparams['pool_map'] = True  # the skip is a fitted map (SkipProjection.fit_map)
+    if pool_map and not pool_skip: raise ValueError("pool_map=True is a fitted skip connection: it needs pool_skip=True.")
     if pool_skip and pool_embeddings != 'idf': raise ValueError("pool_skip=True adds the word pool to the dense vectors: it needs pool_embeddings='idf'.")
     config = {k: (v * drop_mult if k.endswith('_p') else v) for k, v in config.items()}
     head_p = config.pop('output_p', 0.1)
@@ -482,7 +492,7 @@ def get_relevance_model(vocab_sz: int, config: dict, drop_mult: float = 1., shar
                                                   word_pool=word_pool)
     pool = (3 * query_tower.awd_lstm.emb_sz, query_tower.out_features)  # where the word pool sits in the features
     head = RelevanceHead(query_tower.out_features, proj_sz, y_range=y_range, p=head_p,
-                         n_lexical=query_tower.lexical_features, skip=pool if pool_skip else None)
+                         n_lexical=query_tower.lexical_features, skip=pool if pool_skip else None, fitted_skip=pool_map)
     if pool_embeddings == 'idf' and not pool_skip: head.start_from_features(*pool)  # the dense vectors start as the pool
     model = RelevanceModel(query_tower, doc_tower, head)
     model.hparams = hparams  # JSON-able: get_relevance_model(**model.hparams) rebuilds this architecture

@@ -203,6 +203,8 @@ def start_from_teacher(learn, vectors: TeacherVectors, alpha: float = 1e-3, bs: 
                               for i in range(0, len(ids), bs)])
     targets = vectors.vectors[list(vectors.row_of.values())]
     head.start_from_targets(features, targets, head.n_in - tower.pool_features, head.n_in, alpha)
+    if hasattr(learn.model, 'hparams') and learn.model.hparams.get('pool_skip'):
+        learn.model.hparams['pool_map'] = True  # a saved copy rebuilds the fitted skip map
     return learn
 
 
@@ -215,7 +217,7 @@ def start_in_teacher_space(learn, callback: TeacherDistillation) -> bool:
     """
     if not learn.model.doc_tower.word_pool or learn.model.head.dense_features != callback.vectors.dim: return False
     start_from_teacher(learn, callback.vectors)
-    callback.always_map = False
+    callback.always_map, callback.maps, callback.map_opt = False, None, None  # no learned map from an earlier fit
     return True
 
 

@@ -23,6 +23,7 @@ __all__ = ['query_split', 'with_pseudo_queries', 'fine_tune_relevance', 'train_r
 
 LR = 1e-2  # the relevance stage's peak learning rate (ULMFiT's), with or without the word pool (README, The word pool)
 TEACHER_LR = 1e-3  # when the word pool holds the teacher's word vectors (README, Learning from a teacher)
+TEACHER_EMBEDDING_WEIGHT = 10.  # the embedding distillation term against the relevance loss (README, the teacher start)
 
 
 def query_split(df: pd.DataFrame, query_col='query', valid_pct=0.2, seed=0) -> pd.Series:
@@ -70,7 +71,8 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
                           resume=False, pseudo_per_doc=4, in_batch=True, lexical=True, teacher=None,
                           teacher_cache=None, proj_sz=None, drop_mult=1., word_vectors='auto',
                           pool_embeddings=None, self_supervised=None, documents=None, teacher_epochs=0,
-                          teacher_per_doc=8, word_pool='auto', teacher_start=True) -> RelevanceLearner:
+                          teacher_per_doc=8, word_pool='auto', teacher_start=True,
+                          embedding_weight=TEACHER_EMBEDDING_WEIGHT) -> RelevanceLearner:
     """Checks `df`, trains the LM on every query, document and `corpus` text, then the relevance model.
 
     Validation holds out `valid_pct` of the distinct queries (or uses the boolean `valid_col`). The language
@@ -117,7 +119,9 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
     With a teacher and a word pool, `teacher_start=True` (the default) starts the dense vectors in the teacher's space:
     the projection from the pooled word vectors is the least-squares map to the teacher's embeddings of the training
     texts (`relcollab.training.distill.start_from_teacher`), and distillation then matches the teacher's vectors
-    directly (no learned map), so cosines between dense vectors approximate the teacher's.
+    directly (no learned map), so cosines between dense vectors approximate the teacher's. `embedding_weight`
+    (`TEACHER_EMBEDDING_WEIGHT`, 10) weighs that embedding distillation term against the relevance loss
+    (`TeacherDistillation`); at 1 relevance training drew the dense vectors away from the teacher (README).
 
     `self_supervised` adds a self-supervised objective on the dense vectors while the towers train
     (`relcollab.training.self_supervised.SelfSupervised`): None (off), `'crops'` (two random crops of each document),
@@ -166,7 +170,7 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
     cbs = []
     if teacher is not None:
         with stage('teacher vectors'):
-            cbs.append(distillation_callback(teacher, dls, cache))
+            cbs.append(distillation_callback(teacher, dls, cache, embedding_weight=embedding_weight))
     if proj_sz is None: proj_sz = cbs[0].vectors.dim if cbs else 'pool' if word_pool is not None else 256
     pool = dict(word_pool=word_pool, pool_skip=True, cache_dir=cache) if word_pool is not None else {}
     stage_lr = relevance_lr(lr, teacher, word_pool)
