@@ -187,3 +187,11 @@ def test_teacher_stage_brings_the_towers_to_the_teacher_before_relevance_trainin
             agreement[epochs] = spearmanr((queries * docs).sum(axis=1), teacher).statistic
     print(f"Spearman of student vs teacher cosines on unseen pairs, by teacher-stage epochs: {agreement}")
     assert agreement[4] > 0.6 and agreement[4] > agreement[0] + 0.1
+
+
+@pytest.mark.parametrize('weight', [-1., 'ten', True])
+def test_a_bad_embedding_weight_fails_before_training(weight, tmp_path):
+    from relcollab.training.recipe import train_relevance_model
+    with pytest.raises(ValueError, match='embedding_weight=.*give a number, 0 or more'):
+        train_relevance_model(make_pairs(20, seed=1), path=tmp_path, embedding_weight=weight)
+    assert not (tmp_path/'models').exists()  # nothing trained

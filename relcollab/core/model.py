@@ -235,6 +235,21 @@ class TextTower(Module):
         if self.term_weights is not None: parts.append(self.term_weights(output, tokens[order], pad_mask)[restore])
         return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
 
+    def mean_embedding_of(self, ids: list, bs: int = 256) -> torch.Tensor:
+        """`mean_embedding` of each of `ids` (1-d token-id tensors of any lengths; an empty one counts as padding),
+        in batches of `bs`, without gradients: (len(ids), pool_features).
+
+        >>> tower.mean_embedding_of([torch.tensor([2, 5, 9]), torch.tensor([2, 7])]).shape  # doctest: +SKIP
+        """
+        pad = self.encoder.pad_idx
+        device = next(self.parameters()).device
+        ids = [row if len(row) else torch.tensor([pad]) for row in ids]
+        if not ids: return torch.zeros(0, self.pool_features, device=device)
+        with torch.no_grad():
+            return torch.cat([self.mean_embedding(nn.utils.rnn.pad_sequence(ids[i:i + bs], batch_first=True,
+                                                                            padding_value=pad).to(device))
+                              for i in range(0, len(ids), bs)])
+
     def mean_embedding(self, tokens: torch.Tensor) -> torch.Tensor:
         """Mean input embedding over the real tokens (idf-weighted with `pool_embeddings='idf'`); with `word_pool`,
         the mean of the fixed word vectors instead."""

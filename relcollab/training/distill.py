@@ -194,13 +194,7 @@ def start_from_teacher(learn, vectors: TeacherVectors, alpha: float = 1e-3, bs: 
     if head.dense_features != vectors.dim:
         raise ValueError(f"The dense vectors have {head.dense_features} dimensions, the teacher's {vectors.dim}: "
                          f"build the learner with proj_sz={vectors.dim}.")
-    pad, device = tower.encoder.pad_idx, tower.word_vectors.device
-    ids = [torch.from_numpy(np.frombuffer(key, dtype=np.int64).copy()) for key in vectors.row_of]
-    ids = [row if len(row) else torch.tensor([pad]) for row in ids]
-    with torch.no_grad():
-        features = torch.cat([tower.mean_embedding(nn.utils.rnn.pad_sequence(ids[i:i + bs], batch_first=True,
-                                                                             padding_value=pad).to(device))
-                              for i in range(0, len(ids), bs)])
+    features = tower.mean_embedding_of([torch.from_numpy(np.frombuffer(key, dtype=np.int64).copy()) for key in vectors.row_of], bs=bs)
     targets = vectors.vectors[list(vectors.row_of.values())]
     head.start_from_targets(features, targets, head.n_in - tower.pool_features, head.n_in, alpha)
     if hasattr(learn.model, 'hparams') and learn.model.hparams.get('pool_skip'):

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 import fastai.callback.progress  # noqa: F401  (progress bars during fit)
 import fastai.callback.schedule  # noqa: F401  (fit_one_cycle, lr_find)
 from fastai.learner import Learner
@@ -122,11 +121,9 @@ def _word_pool_corpus(dls, documents) -> list:
 
 def _pool_statistics(tower, docs: list, vocab, most: int = 2000, bs: int = 64) -> tuple:
     "Mean and standard deviation of each dimension of `tower`'s word pool (`mean_embedding`) over (up to `most`) documents."
-    o2i, pad = {word: i for i, word in enumerate(vocab)}, tower.encoder.pad_idx
-    ids = [torch.tensor([o2i.get(t, 0) for t in tokens] or [pad], dtype=torch.long) for tokens in docs[:most]]
-    with torch.no_grad():
-        rows = torch.cat([tower.mean_embedding(nn.utils.rnn.pad_sequence(ids[i:i + bs], batch_first=True, padding_value=pad))
-                          for i in range(0, len(ids), bs)]) if ids else torch.zeros(1, tower.pool_features)
+    o2i = {word: i for i, word in enumerate(vocab)}
+    ids = [torch.tensor([o2i.get(t, 0) for t in tokens], dtype=torch.long) for tokens in docs[:most]]
+    rows = tower.mean_embedding_of(ids, bs=bs).cpu() if ids else torch.zeros(1, tower.pool_features)
     spread = rows.std(dim=0, unbiased=False) if len(rows) > 1 else torch.ones(rows.shape[1])
     return rows.mean(dim=0), spread + 1e-6
 

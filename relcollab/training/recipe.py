@@ -136,6 +136,8 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
     self_supervised = as_self_supervised(self_supervised)  # fails now, before any training, if it is not one
     if not isinstance(teacher_epochs, int) or teacher_epochs < 0:
         raise ValueError(f"teacher_epochs={teacher_epochs!r}: give a whole number of epochs, 0 or more.")
+    if isinstance(embedding_weight, bool) or not isinstance(embedding_weight, (int, float)) or not embedding_weight >= 0:
+        raise ValueError(f"embedding_weight={embedding_weight!r}: give a number, 0 or more (the recipe's is {TEACHER_EMBEDDING_WEIGHT:g}).")
     if teacher_epochs and teacher is None:
         raise ValueError(f"teacher_epochs={teacher_epochs} needs a teacher (teacher='all-MiniLM-L6-v2' or a model directory).")
     if isinstance(word_vectors, str) and word_vectors == 'auto': word_vectors = 'corpus' if pretrained is None else None
