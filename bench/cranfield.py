@@ -39,6 +39,7 @@ from relcollab.core.model import relevance_config
 from relcollab.datasets.cranfield import cranfield_split, cranfield_triples, load_cranfield
 from relcollab.core.data import RelevanceDataLoaders
 from relcollab.training.distill import distillation_callback, fit_teacher_stage, start_in_teacher_space
+from relcollab.training.judgment_start import ANCHOR_WEIGHT, start_from_judgments
 from relcollab.training.teacher import load_teacher, teacher_embeddings
 from relcollab.retrieval.evaluate import evaluate_run
 from relcollab.retrieval.fusion import normalized_fusion, reciprocal_rank_fusion
@@ -121,7 +122,8 @@ def bm25_negatives(data, triples, per_judged: int, depth: int = 30, seed: int = 
 
 def train_relcollab(data, fit_ids, valid_ids, lm, workdir: Path, in_batch=True, pseudo=4, epochs=4, bs=32,
                     lr=None, negatives=1, hard_negatives=0, seed=0, size='small', judged=True, teacher=None,
-                    self_supervised=None, teacher_epochs=0, teacher_start=True, embedding_weight=TEACHER_EMBEDDING_WEIGHT, **model_kwargs):
+                    self_supervised=None, teacher_epochs=0, teacher_start=True, embedding_weight=TEACHER_EMBEDDING_WEIGHT,
+                    judgment_start=True, anchor_weight=ANCHOR_WEIGHT, **model_kwargs):
     """The recipe on the training queries' judgments (`judged=False`: none, only the documents' pseudo-queries;
     the validation queries' pairs stay for fastai's validation metrics), with a `teacher` if given and the
     `self_supervised` views (`relcollab.self_supervised.SelfSupervised`) if given."""
@@ -147,6 +149,9 @@ def train_relcollab(data, fit_ids, valid_ids, lm, workdir: Path, in_batch=True, 
                               **model_kwargs)
     learn.load_encoder(lm.encoder_name)
     if teacher is not None and teacher_start: start_in_teacher_space(learn, cbs[0])  # as train_relevance_model does
+    if teacher is None and judgment_start and model_kwargs.get('word_pool') is not None:  # as train_relevance_model does
+        anchor = start_from_judgments(learn, triples[~triples['is_valid']], embedding_weight=anchor_weight)
+        if anchor is not None and anchor_weight: cbs.append(anchor)
     if teacher is not None and teacher_epochs:  # train_relevance_model(teacher_epochs=...)'s teacher stage
         fitted = triples[~triples['is_valid'] & (triples['score'] > 0)].drop_duplicates('query')[['query', 'doc']]
         fit_teacher_stage(learn, teacher, documents, fitted, epochs=teacher_epochs, lr=teacher_stage_lr, cache_dir=TEACHER_CACHE, seed=seed)
@@ -212,6 +217,11 @@ def main(argv=None):
     parser.add_argument('--no-teacher-words', action='store_true',
                         help="with --teacher and --word-vectors: the word pool holds the word vectors alone, not also "
                              "the teacher's encoding of each word (the teacher recipe before 2026-12-06)")
+    parser.add_argument('--anchor-weight', type=float, default=None,
+                        help="without a teacher: the judgment start's anchor weight (default: the recipe's, 10; 0: no anchor)")
+    parser.add_argument('--no-judgment-start', action='store_true',
+                        help="without a teacher: the dense vectors start as the word pool, not fitted to the training "
+                             "judgments (judgment_start=False, the earlier recipe)")
     parser.add_argument('--no-teacher-start', action='store_true',
                         help="with --teacher and --word-vectors: the dense vectors start as the word pool, not fitted "
                              "to the teacher (teacher_start=False, the earlier teacher recipe)")
@@ -278,7 +288,8 @@ def main(argv=None):
             extra = dict(pool_embeddings='idf', word_pool=pool, pool_skip=True, cache_dir=TEACHER_CACHE) if wv else {}
             learn = train_relcollab(data, fit_ids, valid_ids, lms[wv], Path(workdir), epochs=epochs, teacher=with_teacher,
                                     self_supervised=args.self_supervised, teacher_epochs=args.teacher_epochs, lr=args.lr,
-                                    teacher_start=not args.no_teacher_start,
+                                    teacher_start=not args.no_teacher_start, judgment_start=not args.no_judgment_start,
+                                    **({} if args.anchor_weight is None else {'anchor_weight': args.anchor_weight}),
                                     **({} if args.embedding_weight is None else {'embedding_weight': args.embedding_weight}),
                                     **{**extra, **VARIANTS[name]})
             train_seconds = time.time() - start

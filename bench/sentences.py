@@ -13,7 +13,7 @@ It also prints relcollab's Spearman on the held-out validation pairs: choose opt
 those, and report `test`.
 
     python bench/sentences.py [--quick] [--teacher all-MiniLM-L6-v2] [--word-vectors SOURCE] [--no-word-pool] [--lr LR]
-                              [--no-teacher-run | --only-teacher-run] [--no-teacher-start] [--pseudo-per-doc N] [--embedding-weight W]
+                              [--no-teacher-run | --only-teacher-run] [--no-teacher-start] [--no-judgment-start] [--anchor-weight W] [--pseudo-per-doc N] [--embedding-weight W]
                               [--report-start] [--json PATH]
 
 `--teacher` trains relcollab a second time with the teacher (distillation, `relcollab.distill`); with
@@ -110,6 +110,10 @@ def main(argv=None):
                         help="with --word-vectors: pool the LM's embedding of the words instead of the word vectors themselves")
     parser.add_argument('--no-teacher-start', action='store_true',
                         help="with --teacher: the dense vectors start as the word pool, not fitted to the teacher (teacher_start=False)")
+    parser.add_argument('--anchor-weight', type=float, default=None,
+                        help="without a teacher: the judgment start's anchor weight (default: the recipe's, 10; 0: no anchor)")
+    parser.add_argument('--no-judgment-start', action='store_true',
+                        help="without a teacher: the dense vectors start as the word pool, not fitted to the judgments (judgment_start=False)")
     parser.add_argument('--pseudo-per-doc', type=int, default=4,
                         help="pseudo-queries (spans) per training sentence, at the top score (the recipe's pseudo_per_doc)")
     parser.add_argument('--report-start', action='store_true',
@@ -161,6 +165,8 @@ def main(argv=None):
                                           word_vectors=word_vectors, pool_embeddings='idf' if word_vectors else False,
                                           word_pool=None if args.no_word_pool else 'auto', lr=args.lr,
                                           teacher_start=not args.no_teacher_start, pseudo_per_doc=args.pseudo_per_doc,
+                                          judgment_start=not args.no_judgment_start,
+                                          **({} if args.anchor_weight is None else {'anchor_weight': args.anchor_weight}),
                                           **({} if args.embedding_weight is None else {'embedding_weight': args.embedding_weight}))
             took = time.time() - start
             held_out = train[train['is_valid']]  # what a user tunes on: the validation pairs, never the test pairs

@@ -13,6 +13,7 @@ from .core.validation import *  # noqa: F401,F403
 # training: the learner, the language model, the ULMFiT recipe and its extras
 from .training.checkpoint import *  # noqa: F401,F403  (EpochCheckpoint, fit_stages)
 from .training.distill import *  # noqa: F401,F403  (TeacherDistillation, distillation_callback)
+from .training.judgment_start import *  # noqa: F401,F403  (start_from_judgments, fit_pair_map)
 from .training.interpret import *  # noqa: F401,F403  (RelevanceInterpretation)
 from .training.learner import *  # noqa: F401,F403
 from .training.lm import *  # noqa: F401,F403

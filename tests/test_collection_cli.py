@@ -105,6 +105,8 @@ def test_fit_collection_trains_on_the_train_split_with_the_negatives_asked_for(f
     assert (folder/"model.pkl").stat().st_size > 0 and (folder/"models"/"lm_enc.pth").exists()
     scaler = model.dls.score_scaler  # 0 to the top gain of the train split (the test split's 3 is not loaded)
     assert (scaler.lo, scaler.hi) == (0, 2)
+    # judgments: the dense vectors start from them (the recipe's judgment start), and the saved model keeps the map
+    assert "relcollab: judgment start done" in result.stdout and model.model.head.doc_proj.fitted
 
 
 def test_fit_collection_gives_every_document_to_the_language_model(fitted, beir, model):
@@ -184,6 +186,8 @@ def test_fit_docs_trains_from_documents_alone(beir, tmp_path):
     learn = load_model(tmp_path/"docs.pkl")
     assert (learn.dls.score_scaler.lo, learn.dls.score_scaler.hi) == (0, 1)
     assert "zeppelin" in learn.dls.vocab
+    # pseudo-queries are no judgments: no judgment start
+    assert "judgment start" not in result.stdout and not learn.model.head.doc_proj.fitted
     score = learn.score_pairs(pd.DataFrame({"query": ["wing lift"], "doc": ["the lift and drag of a wing"]}))
     assert 0 <= float(np.asarray(score).reshape(-1)[0]) <= 1
 

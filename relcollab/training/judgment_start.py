@@ -1,0 +1,112 @@
+"""The judgment start: without a teacher, the dense vectors start as the map of the pooled word vectors that the
+judgments themselves ask for, and relevance training then keeps near it.
+
+A linear map of each text's pooled word vectors (the towers' word pool), shared by both towers, is fitted in seconds
+so that the cosine of a judged pair's two mapped vectors matches its normalized score (MSE, full-batch Adam from the
+identity: `fit_pair_map`). It becomes the fixed skip map of both projections, as the teacher start's ridge map does
+(`relcollab.core.model.SkipProjection.fit_map`), and the start's own vector of every training text then serves as
+a teacher (`TeacherDistillation`, no learned map): relevance training adds the LSTM's view to it instead of pulling
+the dense vectors away. On SICK (issue 14) the map alone took the dense cosine's Spearman from 0.567 (the pooled
+word vectors) to 0.731 on the test pairs, but relevance training without the anchor brought it back to 0.549; with
+it, 0.728 (README, The judgment start).
+
+    >>> anchor = start_from_judgments(learn, triples[~triples.is_valid])  # doctest: +SKIP
+    >>> with learn.added_cbs(anchor): fine_tune_relevance(learn)  # doctest: +SKIP
+"""
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from ..core.model import SkipProjection
+from ..core.text import numericalize_texts
+from .distill import TeacherDistillation, TeacherVectors, _key
+
+__all__ = ['ANCHOR_WEIGHT', 'fit_pair_map', 'start_from_judgments']
+
+ANCHOR_WEIGHT = 10.  # the embedding term towards the start's vectors, as TEACHER_EMBEDDING_WEIGHT towards a teacher's
+
+
+def fit_pair_map(query_features: torch.Tensor, doc_features: torch.Tensor, targets: torch.Tensor, dim: int | None = None,
+                 steps: int = 500, lr: float = 1e-3, max_pairs: int = 20_000, seed: int = 0) -> tuple:
+    """`(weight (p, dim), bias (dim,))`: the linear map x -> x @ weight + bias, shared by both sides, under which the
+    cosine of each pair's mapped `query_features` and `doc_features` (n, p) matches `targets` (n,) (MSE, `steps` of
+    full-batch Adam at `lr`, starting from the identity on the centred features; at most `max_pairs` pairs, drawn
+    with `seed`).
+
+    >>> x = torch.randn(200, 4); w, b = fit_pair_map(x, x + 0.1 * torch.randn(200, 4), torch.ones(200), steps=50)
+    >>> w.shape, b.shape
+    (torch.Size([4, 4]), torch.Size([4]))
+    """
+    if len(targets) > max_pairs:
+        keep = torch.from_numpy(np.random.default_rng(seed).choice(len(targets), max_pairs, replace=False))
+        query_features, doc_features, targets = query_features[keep], doc_features[keep], targets[keep]
+    query_features, doc_features = query_features.float(), doc_features.float()
+    targets = targets.float().to(query_features.device)
+    mean = torch.cat([query_features, doc_features]).mean(dim=0)
+    q, d = query_features - mean, doc_features - mean
+    weight = torch.nn.Parameter(torch.eye(q.shape[1], dim or q.shape[1], device=q.device))
+    optimizer = torch.optim.Adam([weight], lr=lr)
+    with torch.enable_grad():
+        for _ in range(steps):
+            loss = F.mse_loss(F.cosine_similarity(q @ weight, d @ weight, dim=-1), targets)
+            optimizer.zero_grad(); loss.backward(); optimizer.step()
+    weight = weight.detach()
+    return weight, -(mean @ weight)
+
+
+def _pooled(tower, texts: list, dls) -> torch.Tensor:
+    "The tower's pooled word vectors of `texts` (raw, as the skip map reads them)."
+    ids = numericalize_texts(list(texts), dls.tokenizer, dls.vocab)
+    return tower.mean_embedding_of([torch.as_tensor(row) for row in ids])
+
+
+def start_from_judgments(learn, pairs: pd.DataFrame | None = None, embedding_weight: float = ANCHOR_WEIGHT,
+                         score_weight: float = 1., **fit_kwargs) -> TeacherDistillation | None:
+    """Fits the dense vectors' skip map to the judged `pairs` (a frame with the learner's query, document and score
+    columns, in the user's units; default: every training pair of `learn.dls`) with `fit_pair_map`, installs it in
+    both projections, and returns the callback that keeps training near the start (the start's unit vector of every
+    training text as a teacher: `embedding_weight` x embedding distillation and `score_weight` x Margin-MSE, see
+    `TeacherDistillation`). Needs the word pool's skip connection (`relevance_learner(word_pool=..., pool_skip=True)`).
+    Returns None, changing nothing, when the pairs' scores do not vary (nothing to fit).
+
+    >>> anchor = start_from_judgments(learn, triples[~triples['is_valid']])  # doctest: +SKIP
+    >>> with learn.added_cbs(anchor): fine_tune_relevance(learn)  # doctest: +SKIP
+    """
+    dls, model = learn.dls, learn.model
+    head = model.head
+    if not isinstance(head.query_proj, SkipProjection) or not model.doc_tower.word_pool:
+        raise ValueError("start_from_judgments fits the word pool's skip map: build the learner with word_pool=... "
+                         "and pool_skip=True (train_relevance_model does with word vectors).")
+    if pairs is None: pairs = dls.train_ds.items
+    query_col, doc_col, score_col = dls.query_col, dls.doc_col, dls.score_col
+    scores = pd.to_numeric(pairs[score_col]).to_numpy(dtype=float)
+    if len(pairs) < 2 or np.ptp(scores) == 0: return None
+    targets = torch.as_tensor(np.asarray(dls.score_scaler(scores), dtype=np.float32))
+    was_training = model.training
+    model.eval()
+    try:
+        query_features = _pooled(model.query_tower, pairs[query_col].tolist(), dls)
+        doc_features = _pooled(model.doc_tower, pairs[doc_col].tolist(), dls)
+        weight, bias = fit_pair_map(query_features, doc_features, targets, dim=head.dense_features, **fit_kwargs)
+        features = torch.cat([query_features, doc_features])
+        for proj in (head.query_proj, head.doc_proj): proj.fit_map_at_skip_length(features, weight, bias)
+        if hasattr(model, 'hparams') and model.hparams.get('pool_skip'): model.hparams['pool_map'] = True
+        anchor = _start_vectors(model, dls, weight, bias)
+    finally:
+        model.train(was_training)
+    return TeacherDistillation(anchor, embedding_weight=embedding_weight, score_weight=score_weight, always_map=False)
+
+
+def _start_vectors(model, dls, weight: torch.Tensor, bias: torch.Tensor) -> TeacherVectors:
+    "The start's unit vector of every training text of `dls` (queries by the query tower, documents by the document tower)."
+    items = dls.train_ds.items
+    keys, vectors = {}, []
+    for column, tower in ((dls.query_col, model.query_tower), (dls.doc_col, model.doc_tower)):
+        texts = list(dict.fromkeys(items[column].tolist()))
+        ids = [torch.as_tensor(row) for row in numericalize_texts(texts, dls.tokenizer, dls.vocab)]
+        new = [row for row in ids if _key(row) not in keys]
+        if not new: continue
+        for row, vector in zip(new, F.normalize(tower.mean_embedding_of(new) @ weight + bias, dim=-1)):
+            if _key(row) not in keys: keys[_key(row)] = len(vectors); vectors.append(vector)
+    return TeacherVectors(list(keys), torch.stack(vectors).cpu().numpy())

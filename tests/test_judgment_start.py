@@ -1,0 +1,103 @@
+"""The judgment start (`relcollab.training.judgment_start`): without a teacher, the dense vectors start as the map of the
+pooled word vectors fitted to the judgments, and training keeps near it."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import TINY, make_pairs, torch_threads
+from relcollab.core.text import numericalize_texts
+from relcollab.training.distill import TeacherDistillation
+from relcollab.training.judgment_start import fit_pair_map, start_from_judgments
+from relcollab.training.learner import relevance_learner
+from test_word_pool import DIM, _dls, _mapping
+
+
+def _cosine_error(q, d, targets, weight=None, bias=0.):
+    if weight is not None: q, d = q @ weight + bias, d @ weight + bias
+    return float(F.mse_loss(F.cosine_similarity(q, d, dim=-1), targets))
+
+
+def test_fit_pair_map_learns_the_map_under_which_cosines_are_the_scores():
+    rng = np.random.default_rng(0)
+    q, d = (torch.tensor(rng.normal(size=(400, 6)), dtype=torch.float32) for _ in range(2))
+    hidden = torch.tensor(rng.normal(size=(6, 6)) * np.array([3., 2., 1., .1, .1, .1]), dtype=torch.float32)
+    targets = F.cosine_similarity(q @ hidden, d @ hidden, dim=-1)
+    weight, bias = fit_pair_map(q, d, targets, steps=1000, lr=1e-2)
+    assert weight.shape == (6, 6) and bias.shape == (6,)
+    # the identity (the plain word pool) is far from the scores; the fitted map is close, on pairs it never saw too
+    assert _cosine_error(q, d, targets, weight, bias) < 0.1 * _cosine_error(q, d, targets)
+    q2, d2 = (torch.tensor(rng.normal(size=(200, 6)), dtype=torch.float32) for _ in range(2))
+    unseen = F.cosine_similarity(q2 @ hidden, d2 @ hidden, dim=-1)
+    assert _cosine_error(q2, d2, unseen, weight, bias) < 0.2 * _cosine_error(q2, d2, unseen)
+    assert fit_pair_map(q, d, targets, dim=3, steps=1)[0].shape == (6, 3)  # to another size: the leading dimensions
+
+
+def test_start_from_judgments_installs_the_fitted_map_and_anchors_training_on_it(tmp_path):
+    df, dls = _dls(tmp_path, n=120)
+    learn = relevance_learner(dls, config=TINY, proj_sz=DIM, word_pool=_mapping(), pool_skip=True)
+    train = df[~df['is_valid']]
+    queries, docs = train['query'].tolist(), train['doc'].tolist()
+    targets = torch.tensor(dls.score_scaler(train['score'].to_numpy(dtype=float)), dtype=torch.float32)
+
+    def dense_cosines():
+        with torch_threads(1):
+            q = learn.encode(queries, side='query', progress=False)[:, :DIM]
+            d = learn.encode(docs, side='doc', progress=False)[:, :DIM]
+        return torch.tensor(q), torch.tensor(d)
+
+    before = _cosine_error(*dense_cosines(), targets)
+    with torch_threads(1): anchor = start_from_judgments(learn, train, steps=300, lr=1e-2)
+    q, d = dense_cosines()
+    assert _cosine_error(q, d, targets) < 0.7 * before  # the dense cosines now follow the training scores (0.60 -> 0.34)
+    for proj in (learn.model.head.query_proj, learn.model.head.doc_proj): assert proj.fitted
+    assert learn.model.hparams['pool_map']  # a saved copy rebuilds the fixed map
+    # the callback's targets are the start's own unit vectors, which the untrained model encodes
+    assert isinstance(anchor, TeacherDistillation) and not anchor.always_map and anchor.embedding_weight == 10
+    pad = learn.model.doc_tower.encoder.pad_idx
+    tokens = torch.nn.utils.rnn.pad_sequence([torch.as_tensor(t) for t in numericalize_texts(docs[:5], dls.tokenizer, dls.vocab)],
+                                             batch_first=True, padding_value=pad)
+    wanted, found = anchor.vectors.lookup(tokens, pad)
+    assert bool(found.all())
+    torch.testing.assert_close(wanted, F.normalize(d[:5], dim=-1), atol=1e-4, rtol=1e-4)
+
+
+def test_start_from_judgments_does_nothing_without_varying_scores_and_needs_the_word_pool(tmp_path):
+    df, dls = _dls(tmp_path)
+    learn = relevance_learner(dls, config=TINY, proj_sz=DIM, word_pool=_mapping(), pool_skip=True)
+    assert start_from_judgments(learn, df.assign(score=2.)) is None  # nothing to fit: the plain skip stays
+    assert not learn.model.head.query_proj.fitted and not learn.model.hparams.get('pool_map')
+    with pytest.raises(ValueError, match='word_pool'):
+        start_from_judgments(relevance_learner(dls, config=TINY, proj_sz=DIM), df)
+
+
+@pytest.mark.parametrize('judgment_start, anchor_weight', [(True, 10.), (True, 0.), (False, 10.)],
+                         ids=['start', 'start-without-anchor', 'no-start'])
+def test_the_recipe_starts_from_the_judgments_without_a_teacher(tmp_path, monkeypatch, capsys, judgment_start, anchor_weight):
+    from relcollab.core.model import MODEL_SIZES
+    import relcollab.training.recipe as recipe
+    monkeypatch.setitem(MODEL_SIZES, 'tiny', dict(emb_sz=16, n_hid=32, n_layers=2))
+    during, fine_tune = [], recipe.fine_tune_relevance
+    def watched(learn, **kwargs):
+        during.extend(cb for cb in learn.cbs if isinstance(cb, TeacherDistillation))
+        return fine_tune(learn, **kwargs)
+    monkeypatch.setattr(recipe, 'fine_tune_relevance', watched)
+    with torch_threads(1):
+        learn = recipe.train_relevance_model(make_pairs(80, seed=2), size='tiny', lm_epochs=1, epochs=1, bs=16,
+                                             pseudo_per_doc=0, path=tmp_path, judgment_start=judgment_start,
+                                             anchor_weight=anchor_weight)
+    out = capsys.readouterr().out
+    assert ('relcollab: judgment start done' in out) == judgment_start
+    assert bool(learn.model.hparams.get('pool_map')) == judgment_start
+    assert learn.model.head.doc_proj.fitted == judgment_start
+    # the anchor trains with the relevance stage (weighted as asked), and is gone afterwards
+    assert [cb.embedding_weight for cb in during] == ([anchor_weight] if judgment_start and anchor_weight else [])
+    assert not any(isinstance(cb, TeacherDistillation) for cb in learn.cbs)
+
+
+@pytest.mark.parametrize('weight', [-1., 'ten', True])
+def test_a_bad_anchor_weight_fails_before_training(weight, tmp_path):
+    from relcollab.training.recipe import train_relevance_model
+    with pytest.raises(ValueError, match='anchor_weight=.*give a number, 0 or more'):
+        train_relevance_model(make_pairs(20, seed=1), path=tmp_path, anchor_weight=weight)
+    assert not (tmp_path/'models').exists()  # nothing trained
