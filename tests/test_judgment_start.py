@@ -31,6 +31,10 @@ def test_fit_pair_map_learns_the_map_under_which_cosines_are_the_scores():
     unseen = F.cosine_similarity(q2 @ hidden, d2 @ hidden, dim=-1)
     assert _cosine_error(q2, d2, unseen, weight, bias) < 0.2 * _cosine_error(q2, d2, unseen)
     assert fit_pair_map(q, d, targets, dim=3, steps=1)[0].shape == (6, 3)  # to another size: the leading dimensions
+    # past max_pairs, a seeded sample of the pairs is fitted
+    sampled = fit_pair_map(q, d, targets, steps=20, lr=1e-2, max_pairs=100)
+    torch.testing.assert_close(sampled[0], fit_pair_map(q, d, targets, steps=20, lr=1e-2, max_pairs=100)[0])
+    assert not torch.allclose(sampled[0], fit_pair_map(q, d, targets, steps=20, lr=1e-2)[0])
 
 
 def test_start_from_judgments_installs_the_fitted_map_and_anchors_training_on_it(tmp_path):
@@ -60,6 +64,9 @@ def test_start_from_judgments_installs_the_fitted_map_and_anchors_training_on_it
     wanted, found = anchor.vectors.lookup(tokens, pad)
     assert bool(found.all())
     torch.testing.assert_close(wanted, F.normalize(d[:5], dim=-1), atol=1e-4, rtol=1e-4)
+    tokens = torch.nn.utils.rnn.pad_sequence([torch.as_tensor(t) for t in numericalize_texts(queries[:5], dls.tokenizer, dls.vocab)],
+                                             batch_first=True, padding_value=pad)
+    torch.testing.assert_close(anchor.vectors.lookup(tokens, pad)[0], F.normalize(q[:5], dim=-1), atol=1e-4, rtol=1e-4)
 
 
 def test_start_from_judgments_does_nothing_without_varying_scores_and_needs_the_word_pool(tmp_path):
@@ -69,6 +76,9 @@ def test_start_from_judgments_does_nothing_without_varying_scores_and_needs_the_
     assert not learn.model.head.query_proj.fitted and not learn.model.hparams.get('pool_map')
     with pytest.raises(ValueError, match='word_pool'):
         start_from_judgments(relevance_learner(dls, config=TINY, proj_sz=DIM), df)
+    with pytest.raises(ValueError, match="1 of the pairs' scores .'score'. are missing"):
+        start_from_judgments(learn, df.assign(score=df['score'].where(df.index != 3)))
+    assert not learn.model.head.query_proj.fitted
 
 
 @pytest.mark.parametrize('judgment_start, anchor_weight', [(True, 10.), (True, 0.), (False, 10.)],

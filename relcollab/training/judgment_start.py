@@ -80,9 +80,13 @@ def start_from_judgments(learn, pairs: pd.DataFrame | None = None, embedding_wei
                          "and pool_skip=True (train_relevance_model does with word vectors).")
     if pairs is None: pairs = dls.train_ds.items
     query_col, doc_col, score_col = dls.query_col, dls.doc_col, dls.score_col
-    scores = pd.to_numeric(pairs[score_col]).to_numpy(dtype=float)
+    scores = pd.to_numeric(pairs[score_col], errors='coerce').to_numpy(dtype=float)
+    if not np.isfinite(scores).all():
+        raise ValueError(f"start_from_judgments: {int((~np.isfinite(scores)).sum())} of the pairs' scores ({score_col!r}) "
+                         "are missing or not numbers; check the rows with relcollab.check_triples first.")
     if len(pairs) < 2 or np.ptp(scores) == 0: return None
-    targets = torch.as_tensor(np.asarray(dls.score_scaler(scores), dtype=np.float32))
+    # outside the learner's score range a target is out of a cosine's reach: the nearest end of [0, 1]
+    targets = torch.as_tensor(np.clip(np.asarray(dls.score_scaler(scores), dtype=np.float32), 0., 1.))
     was_training = model.training
     model.eval()
     try:
