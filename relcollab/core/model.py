@@ -331,7 +331,7 @@ def ridge_regression(x: torch.Tensor, y: torch.Tensor, alpha: float = 1e-3) -> t
     xc = x - x_mean
     gram = xc.T @ xc
     lam = alpha * float(gram.diagonal().mean().clamp(min=1e-12))  # = alpha x n x mean variance
-    weight = torch.linalg.solve(gram + lam * torch.eye(len(gram), dtype=gram.dtype), xc.T @ (y - y_mean))
+    weight = torch.linalg.solve(gram + lam * torch.eye(len(gram), dtype=gram.dtype, device=gram.device), xc.T @ (y - y_mean))
     return weight.float(), (y_mean - x_mean @ weight).float()
 
 
