@@ -44,12 +44,14 @@ def fit_pair_map(query_features: torch.Tensor, doc_features: torch.Tensor, targe
     query_features, doc_features = query_features.float(), doc_features.float()
     targets = targets.float().to(query_features.device)
     mean = torch.cat([query_features, doc_features]).mean(dim=0)
-    q, d = query_features - mean, doc_features - mean
+    # pairs share texts (a document judged for many queries): map each distinct row once per step
+    q, q_rows = torch.unique(query_features - mean, dim=0, return_inverse=True)
+    d, d_rows = torch.unique(doc_features - mean, dim=0, return_inverse=True)
     weight = torch.nn.Parameter(torch.eye(q.shape[1], dim or q.shape[1], device=q.device))
     optimizer = torch.optim.Adam([weight], lr=lr)
     with torch.enable_grad():
         for _ in range(steps):
-            loss = F.mse_loss(F.cosine_similarity(q @ weight, d @ weight, dim=-1), targets)
+            loss = F.mse_loss(F.cosine_similarity((q @ weight)[q_rows], (d @ weight)[d_rows], dim=-1), targets)
             optimizer.zero_grad(); loss.backward(); optimizer.step()
     weight = weight.detach()
     return weight, -(mean @ weight)
