@@ -149,8 +149,9 @@ def train_relcollab(data, fit_ids, valid_ids, lm, workdir: Path, in_batch=True, 
                               **model_kwargs)
     learn.load_encoder(lm.encoder_name)
     if teacher is not None and teacher_start: start_in_teacher_space(learn, cbs[0])  # as train_relevance_model does
-    if teacher is None and judgment_start and model_kwargs.get('word_pool') is not None:  # as train_relevance_model does
-        anchor = start_from_judgments(learn, triples[~triples['is_valid']], embedding_weight=anchor_weight)
+    if judgment_start and model_kwargs.get('word_pool') is not None:  # as train_relevance_model does
+        anchor = start_from_judgments(learn, triples[~triples['is_valid']], embedding_weight=anchor_weight,
+                                      valid_pairs=triples[triples['is_valid']])
         if anchor is not None and anchor_weight: cbs.append(anchor)
     if teacher is not None and teacher_epochs:  # train_relevance_model(teacher_epochs=...)'s teacher stage
         fitted = triples[~triples['is_valid'] & (triples['score'] > 0)].drop_duplicates('query')[['query', 'doc']]
@@ -218,10 +219,10 @@ def main(argv=None):
                         help="with --teacher and --word-vectors: the word pool holds the word vectors alone, not also "
                              "the teacher's encoding of each word (the teacher recipe before 2026-12-06)")
     parser.add_argument('--anchor-weight', type=float, default=None,
-                        help="without a teacher: the judgment start's anchor weight (default: the recipe's, 10; 0: no anchor)")
+                        help="the judgment start's anchor weight (default: the recipe's, 10; 0: no anchor)")
     parser.add_argument('--no-judgment-start', action='store_true',
-                        help="without a teacher: the dense vectors start as the word pool, not fitted to the training "
-                             "judgments (judgment_start=False, the earlier recipe)")
+                        help="the dense vectors are not fitted to the training judgments: they start as the word pool, "
+                             "or as the teacher start (judgment_start=False, the earlier recipe)")
     parser.add_argument('--no-teacher-start', action='store_true',
                         help="with --teacher and --word-vectors: the dense vectors start as the word pool, not fitted "
                              "to the teacher (teacher_start=False, the earlier teacher recipe)")

@@ -111,9 +111,9 @@ def main(argv=None):
     parser.add_argument('--no-teacher-start', action='store_true',
                         help="with --teacher: the dense vectors start as the word pool, not fitted to the teacher (teacher_start=False)")
     parser.add_argument('--anchor-weight', type=float, default=None,
-                        help="without a teacher: the judgment start's anchor weight (default: the recipe's, 10; 0: no anchor)")
+                        help="the judgment start's anchor weight (default: the recipe's, 10; 0: no anchor)")
     parser.add_argument('--no-judgment-start', action='store_true',
-                        help="without a teacher: the dense vectors start as the word pool, not fitted to the judgments (judgment_start=False)")
+                        help="the dense vectors are not fitted to the judgments: they start as the word pool, or the teacher start (judgment_start=False)")
     parser.add_argument('--pseudo-per-doc', type=int, default=4,
                         help="pseudo-queries (spans) per training sentence, at the top score (the recipe's pseudo_per_doc)")
     parser.add_argument('--report-start', action='store_true',

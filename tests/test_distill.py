@@ -104,15 +104,20 @@ def test_the_recipe_and_fit_learn_from_a_teacher_and_keep_none_of_it(tmp_path, m
     if importlib.util.find_spec('sentence_transformers') is None: pytest.skip('needs sentence-transformers')
     from test_teacher import build_tiny_teacher  # imports sentence-transformers past the torchvision trap
     from relcollab.core.model import MODEL_SIZES
-    from relcollab.training.recipe import train_relevance_model
     import relcollab.training.learner as learner_module
     teacher_dir = build_tiny_teacher(tmp_path/'teacher', seed=0)
     monkeypatch.setitem(MODEL_SIZES, 'tiny', dict(emb_sz=16, n_hid=32, n_layers=2))
     pooled, pool_vectors = [], learner_module.pool_vectors
     monkeypatch.setattr(learner_module, 'pool_vectors', lambda source, *a, **k: pooled.append(source) or pool_vectors(source, *a, **k))
+    import relcollab.training.recipe as recipe
+    during, fine_tune = [], recipe.fine_tune_relevance
+    def watched(learn, **kwargs):
+        during.extend(cb for cb in learn.cbs if isinstance(cb, TeacherDistillation))
+        return fine_tune(learn, **kwargs)
+    monkeypatch.setattr(recipe, 'fine_tune_relevance', watched)
     with torch_threads(1):
-        learn = train_relevance_model(make_pairs(80, seed=2), size='tiny', lm_epochs=1, epochs=2, bs=16,
-                                      pseudo_per_doc=0, teacher=teacher_dir, path=tmp_path, teacher_epochs=1)
+        learn = recipe.train_relevance_model(make_pairs(80, seed=2), size='tiny', lm_epochs=1, epochs=2, bs=16,
+                                             pseudo_per_doc=0, teacher=teacher_dir, path=tmp_path, teacher_epochs=1)
     assert learn.model.head.query_proj[-1].out_features == 32  # the tiny teacher's dimension
     # with a teacher, the word pool holds the teacher's encoding of each word beside the corpus vectors
     (source,) = pooled
@@ -124,6 +129,10 @@ def test_the_recipe_and_fit_learn_from_a_teacher_and_keep_none_of_it(tmp_path, m
     assert 'epochs, lr 0.001)' in out  # TEACHER_LR
     # the dense vectors started in the teacher's space: a fixed skip map fitted to it, kept through save and load
     assert 'relcollab: teacher start done' in out
+    # then the judgments refine that map (judgment_start=True), and training keeps near both start and teacher
+    assert ', from the teacher start) ...' in out and 'relcollab: judgment start done' in out
+    assert out.index('relcollab: teacher start done') < out.index('relcollab: judgment start (')
+    assert [cb.always_map for cb in during] == [False, False]  # the teacher's distillation, then the start's anchor
     for proj in (learn.model.head.query_proj, learn.model.head.doc_proj): assert proj.fitted
     assert learn.model.hparams['pool_map']
     from relcollab.retrieval.pretrained import load_pretrained

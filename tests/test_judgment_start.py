@@ -37,6 +37,56 @@ def test_fit_pair_map_learns_the_map_under_which_cosines_are_the_scores():
     assert not torch.allclose(sampled[0], fit_pair_map(q, d, targets, steps=20, lr=1e-2)[0])
 
 
+def test_fit_pair_map_refines_a_given_map():
+    "From `init` (e.g. the teacher start's map), not the identity: 0 steps give the same map back, steps improve it."
+    rng = np.random.default_rng(1)
+    q, d = (torch.tensor(rng.normal(size=(300, 5)) + 2., dtype=torch.float32) for _ in range(2))
+    hidden = torch.tensor(rng.normal(size=(5, 4)), dtype=torch.float32)
+    targets = F.cosine_similarity(q @ hidden, d @ hidden, dim=-1)
+    init = (torch.tensor(rng.normal(size=(5, 4)), dtype=torch.float32), torch.tensor(rng.normal(size=4), dtype=torch.float32))
+    same = fit_pair_map(q, d, targets, steps=0, init=init)
+    torch.testing.assert_close(q @ same[0] + same[1], q @ init[0] + init[1], atol=1e-5, rtol=1e-5)
+    weight, bias = fit_pair_map(q, d, targets, steps=300, lr=1e-2, init=init)
+    assert weight.shape == (5, 4) and bias.shape == (4,)
+    assert _cosine_error(q, d, targets, weight, bias) < 0.3 * _cosine_error(q, d, targets, *init)
+
+
+def test_fit_pair_map_stops_where_held_out_pairs_say():
+    "With `valid` pairs, the map of the step with the lowest held-out error comes back, the start included."
+    rng = np.random.default_rng(3)
+    q, d, q2, d2 = (torch.tensor(rng.normal(size=(300, 5)), dtype=torch.float32) for _ in range(4))
+    hidden = torch.tensor(rng.normal(size=(5, 5)), dtype=torch.float32)
+    targets = F.cosine_similarity(q @ hidden, d @ hidden, dim=-1)
+    init = (torch.eye(5) + 0.3 * torch.tensor(rng.normal(size=(5, 5)), dtype=torch.float32), torch.zeros(5))
+    # held-out pairs the start already scores exactly: every step only moves away, so the start comes back
+    exact = F.cosine_similarity(q2 @ init[0], d2 @ init[0], dim=-1)
+    weight, bias = fit_pair_map(q, d, targets, steps=100, lr=1e-2, init=init, valid=(q2, d2, exact))
+    torch.testing.assert_close(q2 @ weight + bias, q2 @ init[0] + init[1], atol=1e-5, rtol=1e-5)
+    # held-out pairs of the same kind as the training pairs: the fit goes on, and is at least as good there as the last step
+    agreeing = F.cosine_similarity(q2 @ hidden, d2 @ hidden, dim=-1)
+    stopped = fit_pair_map(q, d, targets, steps=100, lr=1e-2, init=init, valid=(q2, d2, agreeing))
+    last = fit_pair_map(q, d, targets, steps=100, lr=1e-2, init=init)
+    assert _cosine_error(q2, d2, agreeing, *stopped) <= _cosine_error(q2, d2, agreeing, *last) + 1e-6
+    assert _cosine_error(q2, d2, agreeing, *stopped) < 0.5 * _cosine_error(q2, d2, agreeing, *init)
+
+
+def test_start_from_judgments_refines_a_fitted_skip_map(tmp_path):
+    "After a teacher start (a fitted skip map), the judgments refine that map rather than start from the identity."
+    df, dls = _dls(tmp_path, n=120)
+    learn = relevance_learner(dls, config=TINY, proj_sz=DIM, word_pool=_mapping(), pool_skip=True)
+    train = df[~df['is_valid']]
+    rng = np.random.default_rng(2)
+    start = (torch.tensor(rng.normal(size=(DIM, DIM)), dtype=torch.float32), torch.tensor(rng.normal(size=DIM), dtype=torch.float32))
+    for proj in (learn.model.head.query_proj, learn.model.head.doc_proj): proj.fit_map(*start)
+    texts = train['doc'].tolist()[:8]
+    with torch_threads(1):
+        before = learn.encode(texts, side='doc', progress=False)[:, :DIM]
+        start_from_judgments(learn, train, steps=0)  # nothing fitted yet: the map is the one it found
+        np.testing.assert_allclose(learn.encode(texts, side='doc', progress=False)[:, :DIM], before, atol=1e-4)
+        start_from_judgments(learn, train, steps=50, lr=1e-2)
+        assert not np.allclose(learn.encode(texts, side='doc', progress=False)[:, :DIM], before, atol=1e-3)
+
+
 def test_start_from_judgments_installs_the_fitted_map_and_anchors_training_on_it(tmp_path):
     df, dls = _dls(tmp_path, n=120)
     learn = relevance_learner(dls, config=TINY, proj_sz=DIM, word_pool=_mapping(), pool_skip=True)
@@ -92,11 +142,19 @@ def test_the_recipe_starts_from_the_judgments_without_a_teacher(tmp_path, monkey
         during.extend(cb for cb in learn.cbs if isinstance(cb, TeacherDistillation))
         return fine_tune(learn, **kwargs)
     monkeypatch.setattr(recipe, 'fine_tune_relevance', watched)
+    held_out, start = [], recipe.start_from_judgments
+    monkeypatch.setattr(recipe, 'start_from_judgments', lambda learn, pairs, **kw: held_out.append((pairs, kw['valid_pairs'])) or start(learn, pairs, **kw))
+    pairs = make_pairs(80, seed=2)
     with torch_threads(1):
-        learn = recipe.train_relevance_model(make_pairs(80, seed=2), size='tiny', lm_epochs=1, epochs=1, bs=16,
+        learn = recipe.train_relevance_model(pairs, size='tiny', lm_epochs=1, epochs=1, bs=16,
                                              pseudo_per_doc=0, path=tmp_path, judgment_start=judgment_start,
                                              anchor_weight=anchor_weight)
     out = capsys.readouterr().out
+    if judgment_start:  # fitted on the training rows, stopped by the validation rows (the recipe's query split)
+        (fitted, valid), = held_out
+        valid_queries = set(pairs.loc[recipe.query_split(pairs), 'query'])
+        assert set(valid['query']) == valid_queries and not set(fitted['query']) & valid_queries
+        assert len(fitted) + len(valid) == len(pairs)
     assert ('relcollab: judgment start done' in out) == judgment_start
     assert bool(learn.model.hparams.get('pool_map')) == judgment_start
     assert learn.model.head.doc_proj.fitted == judgment_start

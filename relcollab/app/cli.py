@@ -94,9 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "not the word vectors themselves at their own size (400 dimensions for 'corpus'): the "
                           "recipe before the word pool")
     fit.add_argument('--no-judgment-start', action='store_true',
-                     help="without a teacher: do not start the dense vectors from the judgments (by default a map of "
-                          "the pooled word vectors is fitted so that each training pair's cosine matches its score, "
-                          "and training keeps near it; --docs has none)")
+                     help="do not start the dense vectors from the judgments (by default a map of the pooled word "
+                          "vectors, from the teacher start's with --teacher, is fitted so that each training pair's "
+                          "cosine matches its score, and training keeps near it; --docs has none)")
     fit.add_argument('--self-supervised', choices=('crops', 'dropout', 'ict'), default=None,
                      help='also train the dense vectors on views of each batch\'s own texts (relcollab.training.self_supervised): '
                           'two crops of a document (Contriever), two dropout masks (SimCSE) or a span against the '

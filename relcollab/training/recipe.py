@@ -125,12 +125,13 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
     (`TEACHER_EMBEDDING_WEIGHT`, 10) weighs that embedding distillation term against the relevance loss
     (`TeacherDistillation`); at 1 relevance training drew the dense vectors away from the teacher (README).
 
-    Without a teacher, with a word pool, `judgment_start=True` (the default) starts the dense vectors from the judgments
-    instead: the skip map from the pooled word vectors is fitted in seconds so that the cosine of each training pair's
-    two vectors matches its score (the rows of `df`, not the pseudo-queries), and relevance training then keeps
-    near that start, each training text's start vector serving as its teacher with embedding weight `anchor_weight`
-    (`ANCHOR_WEIGHT`, 10; 0: no anchor) (`relcollab.training.judgment_start.start_from_judgments`; README, The
-    judgment start).
+    With a word pool, `judgment_start=True` (the default) then fits the dense vectors to the judgments: the skip map
+    from the pooled word vectors (from the identity, or from the teacher start's map with a teacher) is refined in
+    seconds so that the cosine of each training pair's two vectors matches its score (the rows of `df`, not the
+    pseudo-queries; the fit stops where the validation rows' error is lowest), and relevance training then keeps near
+    that start, each training text's start vector serving as its teacher with embedding weight `anchor_weight`
+    (`ANCHOR_WEIGHT`, 10; 0: no anchor), beside the teacher's own distillation when there is one
+    (`relcollab.training.judgment_start.start_from_judgments`; README, The judgment start).
 
     `self_supervised` adds a self-supervised objective on the dense vectors while the towers train
     (`relcollab.training.self_supervised.SelfSupervised`): None (off), `'crops'` (two random crops of each document),
@@ -197,11 +198,13 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
     if teacher_start and teacher is not None:  # cbs[0] is then the distillation callback
         with stage('teacher start', f'the dense vectors fitted to the teacher on {len(cbs[0].vectors.row_of)} texts'):
             if not start_in_teacher_space(learn, cbs[0]): print("relcollab: no word pool of the teacher's size: skipped", flush=True)
-    if judgment_start and teacher is None and word_pool is not None:
-        with stage('judgment start', f'the dense vectors fitted to {len(train)} training pairs'):
-            anchor = start_from_judgments(learn, train, embedding_weight=anchor_weight)
+    if judgment_start and word_pool is not None:
+        refined = ', from the teacher start' if learn.model.head.query_proj.fitted else ''
+        with stage('judgment start', f'the dense vectors fitted to {len(train)} training pairs{refined}'):
+            anchor = start_from_judgments(learn, train, embedding_weight=anchor_weight,
+                                          valid_pairs=df[df[valid_col].astype(bool)])
             if anchor is None: print("relcollab: the training scores do not vary: skipped", flush=True)
-            elif anchor_weight: cbs.append(anchor)
+            elif anchor_weight: cbs.append(anchor)  # (with a teacher, beside its distillation)
     if teacher is not None and teacher_epochs and not (resume and checkpoint_dir is not None and checkpoint_progress(checkpoint_dir) is not None):
         judged = train[pd.to_numeric(train[score_col]) > (score_range[0] if score_range is not None else train[score_col].min())]
         with stage('teacher', f'{len(documents)} documents x {teacher_per_doc} spans + {judged[query_col].nunique()} '
