@@ -70,6 +70,21 @@ def test_fit_pair_map_stops_where_held_out_pairs_say():
     assert _cosine_error(q2, d2, agreeing, *stopped) < 0.5 * _cosine_error(q2, d2, agreeing, *init)
 
 
+def test_fit_pair_map_gives_up_after_patience_steps_without_progress(monkeypatch):
+    "Once `patience` steps have not lowered the held-out error, the fit stops (without held-out pairs it runs 500)."
+    rng = np.random.default_rng(4)
+    q, d, q2, d2 = (torch.tensor(rng.normal(size=(100, 4)), dtype=torch.float32) for _ in range(4))
+    targets = torch.rand(100)
+    init = (torch.eye(4), torch.zeros(4))
+    exact = F.cosine_similarity(q2, d2, dim=-1)  # the start is exact on them: no step can improve
+    steps, step = [], torch.optim.Adam.step
+    monkeypatch.setattr(torch.optim.Adam, 'step', lambda self, *a, **k: steps.append(1) or step(self, *a, **k))
+    fit_pair_map(q, d, targets, lr=1e-2, init=init, valid=(q2, d2, exact), patience=30)
+    assert len(steps) == 30
+    steps.clear(); fit_pair_map(q, d, targets, lr=1e-2)
+    assert len(steps) == 500
+
+
 def test_start_from_judgments_refines_a_fitted_skip_map(tmp_path):
     "After a teacher start (a fitted skip map), the judgments refine that map rather than start from the identity."
     df, dls = _dls(tmp_path, n=120)

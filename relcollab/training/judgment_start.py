@@ -31,19 +31,21 @@ ANCHOR_WEIGHT = 10.  # the embedding term towards the start's vectors, as TEACHE
 
 
 def fit_pair_map(query_features: torch.Tensor, doc_features: torch.Tensor, targets: torch.Tensor, dim: int | None = None,
-                 steps: int = 500, lr: float = 1e-3, max_pairs: int = 20_000, seed: int = 0, init: tuple | None = None,
-                 valid: tuple | None = None, check_every: int = 10) -> tuple:
+                 steps: int | None = None, lr: float = 1e-3, max_pairs: int = 20_000, seed: int = 0, init: tuple | None = None,
+                 valid: tuple | None = None, check_every: int = 10, patience: int = 200) -> tuple:
     """`(weight (p, dim), bias (dim,))`: the linear map x -> x @ weight + bias, shared by both sides, under which the
     cosine of each pair's mapped `query_features` and `doc_features` (n, p) matches `targets` (n,) (MSE, `steps` of
-    full-batch Adam at `lr`, starting from the identity on the centred features, or from the map `init` =
+    full-batch Adam at `lr` (default 500, or at most 2000 with `valid`), starting from the identity on the centred features, or from the map `init` =
     `(weight, bias)`, e.g. a teacher start's, whose bias then trains too; at most `max_pairs` pairs, drawn with `seed`).
     With `valid` = `(query_features, doc_features, targets)` of held-out pairs, the map after the step (a multiple of
-    `check_every`, 0 included: the start itself) with the lowest MSE on them is returned (early stopping).
+    `check_every`, 0 included: the start itself) with the lowest MSE on them is returned (early stopping), and the
+    fit stops once `patience` steps have not lowered it.
 
     >>> x = torch.randn(200, 4); w, b = fit_pair_map(x, x + 0.1 * torch.randn(200, 4), torch.ones(200), steps=50)
     >>> w.shape, b.shape
     (torch.Size([4, 4]), torch.Size([4]))
     """
+    if steps is None: steps = 500 if valid is None else 2000  # without held-out pairs to stop it, 500 as measured
     if len(targets) > max_pairs:
         keep = torch.from_numpy(np.random.default_rng(seed).choice(len(targets), max_pairs, replace=False))
         query_features, doc_features, targets = query_features[keep], doc_features[keep], targets[keep]
@@ -70,7 +72,7 @@ def fit_pair_map(query_features: torch.Tensor, doc_features: torch.Tensor, targe
         with torch.no_grad():
             cosines = F.cosine_similarity(held_out[0] @ weight + bias, held_out[1] @ weight + bias, dim=-1)
             return float(F.mse_loss(cosines, held_out[2]))
-    best = (held_out_error(), weight.detach().clone(), bias.detach().clone()) if held_out is not None else None
+    best = (held_out_error(), weight.detach().clone(), bias.detach().clone(), 0) if held_out is not None else None
     optimizer = torch.optim.Adam([weight] + ([bias] if init is not None else []), lr=lr)
     with torch.enable_grad():
         for step in range(1, steps + 1):
@@ -78,8 +80,9 @@ def fit_pair_map(query_features: torch.Tensor, doc_features: torch.Tensor, targe
             optimizer.zero_grad(); loss.backward(); optimizer.step()
             if best is not None and (step % check_every == 0 or step == steps):
                 error = held_out_error()
-                if error < best[0]: best = (error, weight.detach().clone(), bias.detach().clone())
-    weight, bias = (weight.detach(), bias.detach()) if best is None else best[1:]
+                if error < best[0]: best = (error, weight.detach().clone(), bias.detach().clone(), step)
+                elif step - best[3] >= patience: break
+    weight, bias = (weight.detach(), bias.detach()) if best is None else best[1:3]
     return weight, bias - mean @ weight
 
 
