@@ -68,6 +68,14 @@ def test_fit_pair_map_stops_where_held_out_pairs_say():
     last = fit_pair_map(q, d, targets, steps=100, lr=1e-2, init=init)
     assert _cosine_error(q2, d2, agreeing, *stopped) <= _cosine_error(q2, d2, agreeing, *last) + 1e-6
     assert _cosine_error(q2, d2, agreeing, *stopped) < 0.5 * _cosine_error(q2, d2, agreeing, *init)
+    # the last step is checked too when it is not a multiple of check_every (here the best: the error falls throughout)
+    torch.testing.assert_close(fit_pair_map(q, d, targets, steps=25, lr=1e-2, init=init, valid=(q2, d2, agreeing))[0],
+                               fit_pair_map(q, d, targets, steps=25, lr=1e-2, init=init)[0])
+    # an empty held-out set is no held-out set; a bad check_every is a clear error
+    torch.testing.assert_close(fit_pair_map(q, d, targets, steps=20, init=init, valid=(q2[:0], d2[:0], agreeing[:0]))[0],
+                               fit_pair_map(q, d, targets, steps=20, init=init)[0])
+    with pytest.raises(ValueError, match='check_every=0'):
+        fit_pair_map(q, d, targets, valid=(q2, d2, agreeing), check_every=0)
 
 
 def test_fit_pair_map_gives_up_after_patience_steps_without_progress(monkeypatch):
@@ -85,6 +93,26 @@ def test_fit_pair_map_gives_up_after_patience_steps_without_progress(monkeypatch
     assert len(steps) == 500
 
 
+def test_start_from_judgments_stops_on_the_valid_pairs_it_is_given(tmp_path, monkeypatch):
+    "valid_pairs reach fit_pair_map as held-out features and scaled targets; none or an empty frame: no early stopping."
+    import relcollab.training.judgment_start as judgment_start
+    df, dls = _dls(tmp_path, n=120)
+    learn = relevance_learner(dls, config=TINY, proj_sz=DIM, word_pool=_mapping(), pool_skip=True)
+    train, valid = df[~df['is_valid']], df[df['is_valid']]
+    seen, fit = [], judgment_start.fit_pair_map
+    monkeypatch.setattr(judgment_start, 'fit_pair_map', lambda *a, **k: seen.append(k.get('valid')) or fit(*a, **{**k, 'steps': 5}))
+    with torch_threads(1):
+        start_from_judgments(learn, train, valid_pairs=valid)
+        start_from_judgments(learn, train, valid_pairs=valid.iloc[:0])
+        start_from_judgments(learn, train)
+    q, d, targets = seen[0]
+    assert q.shape == d.shape == (len(valid), q.shape[1]) and len(targets) == len(valid)
+    torch.testing.assert_close(targets, torch.tensor(dls.score_scaler(valid['score'].to_numpy(dtype=float)), dtype=torch.float32))
+    assert seen[1:] == [None, None]
+    with pytest.raises(ValueError, match="1 of the valid_pairs' scores"):
+        start_from_judgments(learn, train, valid_pairs=valid.assign(score=valid['score'].where(valid.index != valid.index[0])))
+
+
 def test_start_from_judgments_refines_a_fitted_skip_map(tmp_path):
     "After a teacher start (a fitted skip map), the judgments refine that map rather than start from the identity."
     df, dls = _dls(tmp_path, n=120)
@@ -96,7 +124,7 @@ def test_start_from_judgments_refines_a_fitted_skip_map(tmp_path):
     texts = train['doc'].tolist()[:8]
     with torch_threads(1):
         before = learn.encode(texts, side='doc', progress=False)[:, :DIM]
-        start_from_judgments(learn, train, steps=0)  # nothing fitted yet: the map is the one it found
+        start_from_judgments(learn, train, steps=0)  # no steps: the map is the one it found
         np.testing.assert_allclose(learn.encode(texts, side='doc', progress=False)[:, :DIM], before, atol=1e-4)
         start_from_judgments(learn, train, steps=50, lr=1e-2)
         assert not np.allclose(learn.encode(texts, side='doc', progress=False)[:, :DIM], before, atol=1e-3)

@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "recipe before the word pool")
     fit.add_argument('--no-judgment-start', action='store_true',
                      help="do not start the dense vectors from the judgments (by default a map of the pooled word "
-                          "vectors, from the teacher start's with --teacher, is fitted so that each training pair's "
+                          "vectors, from the teacher start's after one (--teacher), is fitted so that each training pair's "
                           "cosine matches its score, and training keeps near it; --docs has none)")
     fit.add_argument('--self-supervised', choices=('crops', 'dropout', 'ict'), default=None,
                      help='also train the dense vectors on views of each batch\'s own texts (relcollab.training.self_supervised): '

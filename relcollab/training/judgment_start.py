@@ -8,10 +8,10 @@ projections, as the teacher start's ridge map does (`relcollab.core.model.SkipPr
 own vector of every training text then serves as a teacher (`TeacherDistillation`, no learned map): relevance
 training adds the LSTM's view to it instead of pulling the dense vectors away. On SICK (issue 14) the map alone took
 the dense cosine's Spearman from 0.567 (the pooled word vectors) to 0.731 on the test pairs, but relevance training
-without the anchor brought it back to 0.549; with it, 0.728. With the teacher, from the teacher start's map: 0.706
--> 0.756. Given held-out judged pairs (the recipe's validation rows), the fit stops where their error is lowest: on
-Cranfield without a teacher after 40-50 of its 500 steps, which lifted the dense part's nDCG@10 by 0.05-0.08 (README,
-The judgment start).
+without the anchor brought it back to 0.549; with it, 0.728. Given held-out judged pairs (the recipe's validation
+rows), the fit stops where their error is lowest: on Cranfield without a teacher after 40-50 steps, which lifted the
+dense part's nDCG@10 by 0.05-0.08; with the teacher, from the teacher start's map, SICK's dense cosine went from
+0.706 to 0.777 (README, The judgment start).
 
     >>> anchor = start_from_judgments(learn, triples[~triples.is_valid])  # doctest: +SKIP
     >>> with learn.added_cbs(anchor): fine_tune_relevance(learn)  # doctest: +SKIP
@@ -34,17 +34,20 @@ def fit_pair_map(query_features: torch.Tensor, doc_features: torch.Tensor, targe
                  steps: int | None = None, lr: float = 1e-3, max_pairs: int = 20_000, seed: int = 0, init: tuple | None = None,
                  valid: tuple | None = None, check_every: int = 10, patience: int = 200) -> tuple:
     """`(weight (p, dim), bias (dim,))`: the linear map x -> x @ weight + bias, shared by both sides, under which the
-    cosine of each pair's mapped `query_features` and `doc_features` (n, p) matches `targets` (n,) (MSE, `steps` of
-    full-batch Adam at `lr` (default 500, or at most 2000 with `valid`), starting from the identity on the centred features, or from the map `init` =
-    `(weight, bias)`, e.g. a teacher start's, whose bias then trains too; at most `max_pairs` pairs, drawn with `seed`).
-    With `valid` = `(query_features, doc_features, targets)` of held-out pairs, the map after the step (a multiple of
-    `check_every`, 0 included: the start itself) with the lowest MSE on them is returned (early stopping), and the
-    fit stops once `patience` steps have not lowered it.
+    cosine of each pair's mapped `query_features` and `doc_features` (n, p) matches `targets` (n,) (MSE, full-batch
+    Adam at `lr`, starting from the identity on the centred features, or from the map `init` = `(weight, bias)`,
+    e.g. a teacher start's, whose bias then trains too; at most `max_pairs` pairs, drawn with `seed`). `steps`
+    defaults to 500, or to at most 2000 with `valid` = `(query_features, doc_features, targets)` of held-out pairs:
+    then the map after the step (every `check_every`-th and the last, 0 included: the start itself) with the lowest
+    MSE on them is returned (early stopping), and the fit stops once `patience` steps have not lowered it.
 
     >>> x = torch.randn(200, 4); w, b = fit_pair_map(x, x + 0.1 * torch.randn(200, 4), torch.ones(200), steps=50)
     >>> w.shape, b.shape
     (torch.Size([4, 4]), torch.Size([4]))
     """
+    if valid is not None and len(valid[2]) == 0: valid = None  # nothing held out: nothing to stop on
+    if not isinstance(check_every, int) or check_every < 1:
+        raise ValueError(f"check_every={check_every!r}: give a whole number of steps, 1 or more.")
     if steps is None: steps = 500 if valid is None else 2000  # without held-out pairs to stop it, 500 as measured
     if len(targets) > max_pairs:
         keep = torch.from_numpy(np.random.default_rng(seed).choice(len(targets), max_pairs, replace=False))

@@ -126,7 +126,7 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
     (`TeacherDistillation`); at 1 relevance training drew the dense vectors away from the teacher (README).
 
     With a word pool, `judgment_start=True` (the default) then fits the dense vectors to the judgments: the skip map
-    from the pooled word vectors (from the identity, or from the teacher start's map with a teacher) is refined in
+    from the pooled word vectors (from the identity, or from the teacher start's map after a teacher start) is refined in
     seconds so that the cosine of each training pair's two vectors matches its score (the rows of `df`, not the
     pseudo-queries; the fit stops where the validation rows' error is lowest), and relevance training then keeps near
     that start, each training text's start vector serving as its teacher with embedding weight `anchor_weight`
