@@ -151,7 +151,7 @@ def train_relcollab(data, fit_ids, valid_ids, lm, workdir: Path, in_batch=True, 
     if teacher is not None and teacher_start: start_in_teacher_space(learn, cbs[0])  # as train_relevance_model does
     if judgment_start and model_kwargs.get('word_pool') is not None:  # as train_relevance_model does
         anchor = start_from_judgments(learn, triples[~triples['is_valid']], embedding_weight=anchor_weight,
-                                      valid_pairs=triples[triples['is_valid']])
+                                      valid_pairs=triples[triples['is_valid']], verbose=True)
         if anchor is not None and anchor_weight: cbs.append(anchor)
     if teacher is not None and teacher_epochs:  # train_relevance_model(teacher_epochs=...)'s teacher stage
         fitted = triples[~triples['is_valid'] & (triples['score'] > 0)].drop_duplicates('query')[['query', 'doc']]

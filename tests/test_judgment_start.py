@@ -87,8 +87,10 @@ def test_fit_pair_map_gives_up_after_patience_steps_without_progress(monkeypatch
     exact = F.cosine_similarity(q2, d2, dim=-1)  # the start is exact on them: no step can improve
     steps, step = [], torch.optim.Adam.step
     monkeypatch.setattr(torch.optim.Adam, 'step', lambda self, *a, **k: steps.append(1) or step(self, *a, **k))
-    fit_pair_map(q, d, targets, lr=1e-2, init=init, valid=(q2, d2, exact), patience=30)
+    history = []
+    fit_pair_map(q, d, targets, lr=1e-2, init=init, valid=(q2, d2, exact), patience=30, history=history)
     assert len(steps) == 30
+    assert [step for step, _ in history] == [0, 10, 20, 30] and history[0][1] < 1e-10 < min(e for _, e in history[1:])
     steps.clear(); fit_pair_map(q, d, targets, lr=1e-2)
     assert len(steps) == 500
 
@@ -193,6 +195,7 @@ def test_the_recipe_starts_from_the_judgments_without_a_teacher(tmp_path, monkey
                                              pseudo_per_doc=0, path=tmp_path, judgment_start=judgment_start,
                                              anchor_weight=anchor_weight)
     out = capsys.readouterr().out
+    assert ("relcollab: judgment start: the validation pairs' error was lowest after step" in out) == judgment_start
     if judgment_start:  # fitted on the training rows, stopped by the validation rows (the recipe's query split)
         (fitted, valid), = held_out
         valid_queries = set(pairs.loc[recipe.query_split(pairs), 'query'])

@@ -32,14 +32,15 @@ ANCHOR_WEIGHT = 10.  # the embedding term towards the start's vectors, as TEACHE
 
 def fit_pair_map(query_features: torch.Tensor, doc_features: torch.Tensor, targets: torch.Tensor, dim: int | None = None,
                  steps: int | None = None, lr: float = 1e-3, max_pairs: int = 20_000, seed: int = 0, init: tuple | None = None,
-                 valid: tuple | None = None, check_every: int = 10, patience: int = 200) -> tuple:
+                 valid: tuple | None = None, check_every: int = 10, patience: int = 200, history: list | None = None) -> tuple:
     """`(weight (p, dim), bias (dim,))`: the linear map x -> x @ weight + bias, shared by both sides, under which the
     cosine of each pair's mapped `query_features` and `doc_features` (n, p) matches `targets` (n,) (MSE, full-batch
     Adam at `lr`, starting from the identity on the centred features, or from the map `init` = `(weight, bias)`,
     e.g. a teacher start's, whose bias then trains too; at most `max_pairs` pairs, drawn with `seed`). `steps`
     defaults to 500, or to at most 2000 with `valid` = `(query_features, doc_features, targets)` of held-out pairs:
     then the map after the step (every `check_every`-th and the last, 0 included: the start itself) with the lowest
-    MSE on them is returned (early stopping), and the fit stops once `patience` steps have not lowered it.
+    MSE on them is returned (early stopping), and the fit stops once `patience` steps have not lowered it; a list
+    `history` receives `(step, held-out MSE)` of every check.
 
     >>> x = torch.randn(200, 4); w, b = fit_pair_map(x, x + 0.1 * torch.randn(200, 4), torch.ones(200), steps=50)
     >>> w.shape, b.shape
@@ -76,6 +77,7 @@ def fit_pair_map(query_features: torch.Tensor, doc_features: torch.Tensor, targe
             cosines = F.cosine_similarity(held_out[0] @ weight + bias, held_out[1] @ weight + bias, dim=-1)
             return float(F.mse_loss(cosines, held_out[2]))
     best = (held_out_error(), weight.detach().clone(), bias.detach().clone(), 0) if held_out is not None else None
+    if best is not None and history is not None: history.append((0, best[0]))
     optimizer = torch.optim.Adam([weight] + ([bias] if init is not None else []), lr=lr)
     with torch.enable_grad():
         for step in range(1, steps + 1):
@@ -83,6 +85,7 @@ def fit_pair_map(query_features: torch.Tensor, doc_features: torch.Tensor, targe
             optimizer.zero_grad(); loss.backward(); optimizer.step()
             if best is not None and (step % check_every == 0 or step == steps):
                 error = held_out_error()
+                if history is not None: history.append((step, error))
                 if error < best[0]: best = (error, weight.detach().clone(), bias.detach().clone(), step)
                 elif step - best[3] >= patience: break
     weight, bias = (weight.detach(), bias.detach()) if best is None else best[1:3]
@@ -96,13 +99,15 @@ def _pooled(tower, texts: list, dls) -> torch.Tensor:
 
 
 def start_from_judgments(learn, pairs: pd.DataFrame | None = None, embedding_weight: float = ANCHOR_WEIGHT,
-                         score_weight: float = 1., valid_pairs: pd.DataFrame | None = None, **fit_kwargs) -> TeacherDistillation | None:
+                         score_weight: float = 1., valid_pairs: pd.DataFrame | None = None, verbose: bool = False,
+                         **fit_kwargs) -> TeacherDistillation | None:
     """Fits the dense vectors' skip map to the judged `pairs` (a frame with the learner's query, document and score
     columns, in the user's units; default: every training pair of `learn.dls`) with `fit_pair_map`, starting from the
     skip map already fitted (a teacher start's) if any, installs it in both projections, and returns the callback that
     keeps training near the start (the start's unit vector of every training text as a teacher: `embedding_weight` x
     embedding distillation and `score_weight` x Margin-MSE, see `TeacherDistillation`). With `valid_pairs` (held-out
-    judged pairs, e.g. the validation rows) the fit stops where their error is lowest. Needs the word pool's skip
+    judged pairs, e.g. the validation rows) the fit stops where their error is lowest (`verbose=True` prints at which
+    step, of how many run, and the held-out error at the start and there). Needs the word pool's skip
     connection (`relevance_learner(word_pool=..., pool_skip=True)`). Returns None, changing nothing, when the pairs'
     scores do not vary (nothing to fit).
 
@@ -128,7 +133,12 @@ def start_from_judgments(learn, pairs: pd.DataFrame | None = None, embedding_wei
         if valid_pairs is not None:
             fit_kwargs.setdefault('valid', (_pooled(model.query_tower, valid_pairs[dls.query_col].tolist(), dls),
                                             _pooled(model.doc_tower, valid_pairs[dls.doc_col].tolist(), dls), valid_targets))
+        history = fit_kwargs.setdefault('history', []) if verbose and 'valid' in fit_kwargs else None
         weight, bias = fit_pair_map(query_features, doc_features, targets, dim=head.dense_features, **fit_kwargs)
+        if history:
+            best_step, best_error = min(history, key=lambda check: check[1])
+            print(f"relcollab: judgment start: the validation pairs' error was lowest after step {best_step} of the "
+                  f"{history[-1][0]} run ({history[0][1]:.4f} at the start, {best_error:.4f} there)", flush=True)
         features = torch.cat([query_features, doc_features])
         for proj in (head.query_proj, head.doc_proj): proj.fit_map_at_skip_length(features, weight, bias)
         if hasattr(model, 'hparams') and model.hparams.get('pool_skip'): model.hparams['pool_map'] = True

@@ -202,7 +202,7 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
         refined = ', from the teacher start' if learn.model.head.query_proj.fitted else ''
         with stage('judgment start', f'the dense vectors fitted to {len(train)} training pairs{refined}'):
             anchor = start_from_judgments(learn, train, embedding_weight=anchor_weight,
-                                          valid_pairs=df[df[valid_col].astype(bool)])
+                                          valid_pairs=df[df[valid_col].astype(bool)], verbose=True)
             if anchor is None: print("relcollab: the training scores do not vary: skipped", flush=True)
             elif anchor_weight: cbs.append(anchor)  # (with a teacher, beside its distillation)
     if teacher is not None and teacher_epochs and not (resume and checkpoint_dir is not None and checkpoint_progress(checkpoint_dir) is not None):
