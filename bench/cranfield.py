@@ -57,16 +57,17 @@ K = 100
 
 # name -> recipe options (see train_relcollab)
 VARIANTS = {
-    'default': dict(in_batch=True, pseudo=4, lexical=True),            # train_relevance_model's defaults
-    'no-stem': dict(in_batch=True, pseudo=4, lexical=True, stemmer=None),  # one term per token
-    'no-pseudo': dict(in_batch=True, pseudo=0, lexical=True),          # judged pairs only
-    'dense-only': dict(in_batch=True, pseudo=4, lexical=False),        # no learned term weights
-    'pointwise': dict(in_batch=False, pseudo=4, lexical=True),         # MSE on the batch's pairs only
+    'default': dict(in_batch=True, pseudo=4, lexical='bm25'),          # train_relevance_model's defaults
+    'learned-lexical': dict(in_batch=True, pseudo=4, lexical='learned'),  # the term weights train too (default before)
+    'no-stem': dict(in_batch=True, pseudo=4, lexical='bm25', stemmer=None),  # one term per token
+    'no-pseudo': dict(in_batch=True, pseudo=0, lexical='bm25'),        # judged pairs only
+    'dense-only': dict(in_batch=True, pseudo=4, lexical=False),        # no lexical channel
+    'pointwise': dict(in_batch=False, pseudo=4, lexical='bm25'),       # MSE on the batch's pairs only
     'first-session': dict(in_batch=False, pseudo=0, lexical=False),    # the first recipe: pointwise, dense
-    'bm25-negatives': dict(in_batch=True, pseudo=4, lexical=True, hard_negatives=1),  # + unjudged docs BM25 ranks high
-    'docs-only': dict(in_batch=True, pseudo=4, lexical=True, judged=False),  # no judgments: pseudo-queries alone
+    'bm25-negatives': dict(in_batch=True, pseudo=4, lexical='bm25', hard_negatives=1),  # + unjudged docs BM25 ranks high
+    'docs-only': dict(in_batch=True, pseudo=4, lexical='bm25', judged=False),  # no judgments: pseudo-queries alone
     'dense-docs-only': dict(in_batch=True, pseudo=4, lexical=False, judged=False),
-    'narrow-pool': dict(in_batch=True, pseudo=4, lexical=True, word_pool=None),  # with word vectors: pool the LM's embedding
+    'narrow-pool': dict(in_batch=True, pseudo=4, lexical='bm25', word_pool=None),  # with word vectors: pool the LM's embedding
 }
 
 
@@ -165,10 +166,12 @@ def dense_size(learn) -> int:
     return learn.model.head.out_features - learn.model.head.n_lexical
 
 
-def scores_of_part(learn, docs, queries, size: int) -> np.ndarray:
-    "Dot products of the first `size` dimensions only (the dense part of a lexical model)."
+def scores_of_part(learn, docs, queries, part) -> np.ndarray:
+    """Dot products of some dimensions only: the first `part` (an int: the dense part of a lexical model) or the
+    `part` slice (`slice(dense_size(learn), None)`: the lexical term weights)."""
+    part = slice(None, part) if isinstance(part, int) else part
     with learn.no_bar():
-        return learn.encode(queries, side='query')[:, :size] @ learn.encode(docs, side='doc')[:, :size].T
+        return learn.encode(queries, side='query')[:, part] @ learn.encode(docs, side='doc')[:, part].T
 
 
 def relcollab_scores(learn, docs, queries) -> np.ndarray:
@@ -297,7 +300,9 @@ def main(argv=None):
             label = name + (', teacher' if with_teacher is not None else '') + (', word vectors' if wv else '') + ssl
             row = first_row if i == 0 else f'relcollab ({label})'
             scores = {split: relcollab_scores(learn, docs, q) for split, q in (('valid', valid_q), ('test', test_q))}
-            parts = [(row, None)] + ([(f'{row}: its dense part alone', dense_size(learn))] if learn.model.head.n_lexical else [])
+            parts = [(row, None)] + ([(f'{row}: its dense part alone', dense_size(learn)),
+                                      (f'{row}: its lexical part alone', slice(dense_size(learn), None))]
+                                     if learn.model.head.n_lexical else [])
             for part_row, size in parts:
                 (metrics, test_run), (valid_metrics, valid_run) = (
                     evaluate(results_from_scores(scores[split] if size is None else scores_of_part(learn, docs, q, size), doc_ids), ids, qrels)

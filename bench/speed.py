@@ -253,7 +253,7 @@ def bf16_deviation(learn, cran, docs_fp32, docs_bf16) -> dict:
 def lexical_encode(cran, vocab, texts, n_tokens, bf16: bool) -> dict:
     """The default recipe's lexical towers (dense dimensions plus one term weight per vocabulary entry), and bf16's
     effect on a ranking that means something: untrained, their term weights are BM25's."""
-    learn = relcollab_learner(cran, vocab, lexical=True, in_batch=True)
+    learn = relcollab_learner(cran, vocab, lexical='bm25', in_batch=True)
     seconds, fp32 = timed(lambda: learn.encode(texts, side='doc', progress=False))
     result = {'encode_lexical_tokens_per_s': n_tokens / seconds, 'encode_lexical_dim': int(fp32.shape[1])}
     if bf16:

@@ -332,22 +332,30 @@ def _trainable(model):
     return {id(p) for p in model.parameters() if p.requires_grad}
 
 
+def _fixed_term_weights(model) -> set:
+    "The parameters of BM25 term weights that never train (`lexical='bm25'`)."
+    return {id(p) for t in (model.query_tower, model.doc_tower) if t.term_weights is not None and not t.term_weights.learned
+            for p in t.term_weights.parameters()}
+
+
 def _head_group(model) -> set:
-    "The last ULMFiT group: the head, and the lexical term weights when the towers have them."
+    "The last ULMFiT group: the head, and the lexical term weights when the towers learn them."
     term_weights = [t.term_weights for t in (model.query_tower, model.doc_tower) if t.term_weights is not None]
-    return {id(p) for m in (model.head, *term_weights) for p in m.parameters()}
+    return {id(p) for m in (model.head, *term_weights) for p in m.parameters()} - _fixed_term_weights(model)
 
 
-@pytest.mark.parametrize('shared', [False, True])
-def test_ulmfit_groups_freeze_and_unfreeze(trained, shared):
-    learn = tiny_learner(trained.dls, shared=shared)
+@pytest.mark.parametrize('options', [dict(shared=False), dict(shared=True), dict(lexical='learned')])
+def test_ulmfit_groups_freeze_and_unfreeze(trained, options):
+    learn = tiny_learner(trained.dls, **options)
     learn.create_opt()
     groups = learn.opt.param_groups
     assert len(groups) == TINY['n_layers'] + 2
-    # Every parameter is in exactly one group.
+    # Every parameter is in exactly one group, but BM25's fixed term weights (the default two towers' lexical channel).
+    fixed = _fixed_term_weights(learn.model)
+    assert bool(fixed) == (options == dict(shared=False))
     in_groups = [id(p) for g in groups for p in g['params']]
-    assert len(in_groups) == len(set(in_groups)) == len(list(learn.model.parameters()))
-    assert set(in_groups) == {id(p) for p in learn.model.parameters()}
+    assert len(in_groups) == len(set(in_groups)) == len(list(learn.model.parameters())) - len(fixed)
+    assert set(in_groups) == {id(p) for p in learn.model.parameters()} - fixed
 
     head = _head_group(learn.model)
     learn.freeze()
@@ -357,7 +365,7 @@ def test_ulmfit_groups_freeze_and_unfreeze(trained, shared):
                    for p in t.awd_lstm.rnns[-1].parameters()}
     assert _trainable(learn.model) == head | last_layers
     learn.unfreeze()
-    assert all(p.requires_grad for p in learn.model.parameters())
+    assert {id(p) for p in learn.model.parameters() if not p.requires_grad} == fixed
 
 
 def test_shared_towers_are_one_module_with_fewer_parameters(trained):

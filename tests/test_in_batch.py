@@ -133,12 +133,56 @@ def test_lexical_model_needs_two_towers(pairs_df, tmp_path):
         relevance_learner(dls, config=TINY, proj_sz=PROJ_SZ, lexical=True, shared=True)
 
 
-@pytest.mark.parametrize('options', [{}, {'lexical': True}, {'pool_embeddings': True}, {'shared': True}])
+@pytest.mark.parametrize('options', [{}, {'lexical': True}, {'lexical': 'learned'}, {'pool_embeddings': True}, {'shared': True}])
 def test_every_parameter_trains_in_exactly_one_ulmfit_group(options):
     from relcollab.core.model import get_relevance_model, relevance_split
     model = get_relevance_model(50, TINY, proj_sz=PROJ_SZ, **options)
     grouped = [id(p) for group in relevance_split(model) for p in group]
     assert sorted(grouped) == sorted({id(p) for p in model.parameters()})
+
+
+def test_fixed_bm25_term_weights_are_in_no_group_and_need_no_gradient():
+    from relcollab.core.model import get_relevance_model, relevance_split
+    model = get_relevance_model(50, TINY, proj_sz=PROJ_SZ, lexical='bm25')
+    fixed = {id(p) for t in (model.query_tower, model.doc_tower) for p in t.term_weights.parameters()}
+    grouped = [id(p) for group in relevance_split(model) for p in group]
+    assert fixed and not fixed & set(grouped)
+    assert sorted(grouped) == sorted({id(p) for p in model.parameters()} - fixed)
+    assert not any(p.requires_grad for t in (model.query_tower, model.doc_tower) for p in t.term_weights.parameters())
+    assert model.head.log_lexical_scale.requires_grad  # the channel's weight beside the dense cosine still trains
+
+
+@pytest.mark.parametrize('lexical', ['bm25', 'learned'])
+def test_training_keeps_bm25_term_weights_and_moves_learned_ones(pairs_df, tmp_path, lexical):
+    "A fit moves the lexical scale either way; the term weights themselves only with lexical='learned'."
+    with torch_threads(1):
+        dls = RelevanceDataLoaders.from_df(pairs_df.head(64), bs=16, seed=0, path=tmp_path)
+        learn = relevance_learner(dls, config=TINY, proj_sz=PROJ_SZ, lexical=lexical)
+        before = {k: v.clone() for k, v in learn.model.state_dict().items() if '.term_weights.' in k}
+        scale = learn.model.head.log_lexical_scale.item()
+        learn.unfreeze()
+        with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-2)
+    after = {k: v for k, v in learn.model.state_dict().items() if '.term_weights.' in k}
+    moved = [k for k in before if not torch.equal(before[k], after[k])]
+    assert learn.model.head.log_lexical_scale.item() != scale
+    if lexical == 'bm25': assert moved == []
+    else: assert {'query_tower.term_weights.word_bias', 'doc_tower.term_weights.idf'} <= set(moved)
+
+
+@pytest.mark.parametrize('lexical', ['bm25', 'learned'])
+def test_a_saved_model_keeps_its_lexical_choice(pairs_df, tmp_path, lexical):
+    from relcollab.retrieval.pretrained import load_pretrained
+    dls = RelevanceDataLoaders.from_df(pairs_df.head(40), bs=16, seed=0, path=tmp_path)
+    learn = relevance_learner(dls, config=TINY, proj_sz=PROJ_SZ, lexical=lexical)
+    loaded = load_pretrained(learn.save_pretrained(tmp_path/'model'))
+    assert loaded.model.hparams['lexical'] == lexical
+    assert [t.term_weights.learned for t in (loaded.model.query_tower, loaded.model.doc_tower)] == [lexical == 'learned'] * 2
+
+
+def test_an_unknown_lexical_choice_is_a_clear_error(pairs_df, tmp_path):
+    dls = RelevanceDataLoaders.from_df(pairs_df.head(40), bs=16, seed=0, path=tmp_path)
+    with pytest.raises(ValueError, match="lexical='bm42'.*'bm25'.*'learned'"):
+        relevance_learner(dls, config=TINY, proj_sz=PROJ_SZ, lexical='bm42')
 
 
 def test_tokens_with_one_stem_match_in_the_lexical_channel(tmp_path):

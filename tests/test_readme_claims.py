@@ -250,16 +250,18 @@ def test_fit_corpus_reads_txt_csv_and_tsv_files_into_the_language_model(captured
 
 
 def test_fit_passes_no_lexical_and_valid_pct_to_the_recipe(tmp_path, monkeypatch):
-    "`--no-lexical` reaches `train_relevance_model` as lexical=False (and the default as True)."
+    "`--no-lexical` reaches `train_relevance_model` as lexical=False, `--learned-lexical` as 'learned', the default as 'bm25'."
     calls = []
     def train(df, *args, **kwargs):
         calls.append(kwargs)
         return types.SimpleNamespace(export=lambda path: None)
     monkeypatch.setattr(recipe, 'train_relevance_model', train)
     make_pairs(20).to_csv(tmp_path/'triples.csv', index=False)
-    for extra in ([], ['--no-lexical']):
+    for extra in ([], ['--no-lexical'], ['--learned-lexical']):
         assert main(['fit', str(tmp_path/'triples.csv'), '--out', str(tmp_path/'m.pkl'), '--valid-pct', '0.4', *extra]) == 0
-    assert [(c['lexical'], c['valid_pct']) for c in calls] == [(True, 0.4), (False, 0.4)]
+    assert [(c['lexical'], c['valid_pct']) for c in calls] == [('bm25', 0.4), (False, 0.4), ('learned', 0.4)]
+    with pytest.raises(SystemExit):  # one or the other
+        main(['fit', str(tmp_path/'triples.csv'), '--out', str(tmp_path/'m.pkl'), '--no-lexical', '--learned-lexical'])
 
 
 # ----------------------------------------------------------------- 5. resuming on other data is refused (library API)

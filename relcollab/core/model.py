@@ -19,7 +19,7 @@ from torch import nn
 from .data import TOKENS_SUFFIX
 from .eval_encoder import eval_sentence_encoder, supports_eval_path
 
-__all__ = ['masked_last_max_mean_pool', 'ridge_regression', 'masked_concat_pool', 'TermWeights', 'EmbeddingPool', 'TextTower', 'InBatchScores', 'same_rows', 'RelevanceHead', 'RelevanceModel', 'get_relevance_model',
+__all__ = ['masked_last_max_mean_pool', 'ridge_regression', 'masked_concat_pool', 'TermWeights', 'lexical_mode', 'EmbeddingPool', 'TextTower', 'InBatchScores', 'same_rows', 'RelevanceHead', 'RelevanceModel', 'get_relevance_model',
            'relevance_split', 'MODEL_SIZES', 'lm_config', 'relevance_config']
 
 # ----------------------------------------------------------------------------- named sizes
@@ -83,10 +83,15 @@ class TermWeights(Module):
     (bs, vocab_sz) holds, for each term it contains, its largest weight. A document's
     (`saturate=True`) holds BM25's term score of each word, idf(w) * tf (k1 + 1) / (tf + k1 (1 - b + b L / avg_L)),
     with tf the sum of the word's token weights and L the document's token count. So the dot product of an
-    untrained query's and document's lexical vectors is BM25 (see `init_bm25`); training moves the token
-    weights by context (a DeepImpact-style learned term frequency) and the idf of each word.
+    untrained query's and document's lexical vectors is BM25 (see `init_bm25`). With `learned=True` training moves
+    the token weights by context (a DeepImpact-style learned term frequency) and the idf of each word; with
+    `learned=False` (`lexical='bm25'`, the recipe's default) they stay BM25's: no parameter of it requires a
+    gradient, and `relevance_split` puts none of them in an optimizer group.
     """
-    def __init__(self, vocab_sz: int, n_hid: int, saturate: bool = False, k1: float = 1.2, b: float = 0.75):
+    learned = True  # what copies pickled before `learned` existed did
+    def __init__(self, vocab_sz: int, n_hid: int, saturate: bool = False, k1: float = 1.2, b: float = 0.75,
+                 learned: bool = True):
+        self.learned = learned
         self.context = nn.Linear(n_hid, 1)
         nn.init.zeros_(self.context.weight); nn.init.zeros_(self.context.bias)
         self.word_bias = nn.Parameter(torch.full((vocab_sz,), math.log(math.expm1(1.))))
@@ -94,6 +99,7 @@ class TermWeights(Module):
         self.idf = nn.Parameter(torch.ones(vocab_sz)) if saturate else None
         self.register_buffer('avg_len', torch.tensor(100.))
         self.register_buffer('term_of', torch.arange(vocab_sz))  # token id -> term slot (e.g. its stem)
+        if not learned: self.requires_grad_(False)
 
     def set_terms(self, term_of: torch.Tensor):
         "Maps each token to a term slot (tokens with one stem share one), see `term_ids`."
@@ -106,7 +112,8 @@ class TermWeights(Module):
             self.avg_len.fill_(float(avg_len))
 
     def forward(self, output: torch.Tensor, tokens: torch.Tensor, pad_mask: torch.Tensor) -> torch.Tensor:
-        weights = F.softplus(self.context(output).squeeze(-1) + self.word_bias[tokens]).masked_fill(pad_mask, 0.)
+        logits = self.word_bias[tokens] + self.context(output).squeeze(-1) if self.learned else self.word_bias[tokens]
+        weights = F.softplus(logits).masked_fill(pad_mask, 0.)
         lexical, terms = weights.new_zeros(len(tokens), len(self.word_bias)), self.term_of[tokens]
         if not self.saturate: return lexical.scatter_reduce(1, terms, weights, reduce='amax', include_self=True)
         tf = lexical.scatter_add(1, terms, weights)
@@ -114,6 +121,23 @@ class TermWeights(Module):
         norm = self.k1 * (1 - self.b + self.b * length / self.avg_len)
         return self.idf * tf * (self.k1 + 1) / (tf + norm)
 
+
+
+LEXICAL_CHOICES = (False, 'bm25', 'learned', True)
+
+
+def lexical_mode(lexical) -> str | None:
+    """The lexical channel `lexical` asks for: None (no channel), `'bm25'` (fixed BM25 term weights) or `'learned'`
+    (term weights that start as BM25 and train; `True` means this, as it did before `'bm25'` existed).
+
+    >>> lexical_mode(True), lexical_mode('bm25'), lexical_mode(False)
+    ('learned', 'bm25', None)
+    """
+    if lexical is True or lexical == 'learned': return 'learned'
+    if lexical == 'bm25': return 'bm25'
+    if lexical is False or lexical is None: return None
+    raise ValueError(f"lexical={lexical!r}: use 'bm25' (BM25 term weights, fixed), 'learned' (they train; True means "
+                     f"this too) or False (no lexical channel).")
 
 
 def term_ids(vocab, stemmer: str | None = 'english') -> np.ndarray:
@@ -192,7 +216,7 @@ class TextTower(Module):
     caller's order, so a text's vector does not depend on the rest of its batch. In eval mode it runs
     `eval_sentence_encoder`: the same outputs without fastai's per-call weight copies (much faster for a query).
     """
-    def __init__(self, encoder: SentenceEncoder, pool_embeddings: bool | str = False, lexical: bool = False,
+    def __init__(self, encoder: SentenceEncoder, pool_embeddings: bool | str = False, lexical: bool | str = False,
                  saturate: bool = False, word_pool: int = 0):
         if pool_embeddings not in (False, True, 'mean', 'idf'):
             raise ValueError(f"pool_embeddings={pool_embeddings!r}: use False, True (or 'mean') or 'idf'.")
@@ -201,7 +225,8 @@ class TextTower(Module):
         self.encoder, self.pool_embeddings, self.word_pool = encoder, pool_embeddings, int(word_pool)
         vocab_sz, emb_sz = encoder.module.encoder.num_embeddings, encoder.module.emb_sz
         self.embedding_pool = EmbeddingPool(vocab_sz) if pool_embeddings == 'idf' else None
-        self.term_weights = TermWeights(vocab_sz, emb_sz, saturate=saturate) if lexical else None
+        mode = lexical_mode(lexical)
+        self.term_weights = TermWeights(vocab_sz, emb_sz, saturate=saturate, learned=mode == 'learned') if mode else None
         # fixed word vectors of their own size (set by `relevance_learner(word_pool=...)`), pooled instead of the LM's embedding
         if self.word_pool: self.register_buffer('word_vectors', torch.zeros(vocab_sz, self.word_pool))
 
@@ -484,20 +509,21 @@ class RelevanceModel(Module):
         for tower in (self.query_tower, self.doc_tower): tower.encoder.reset()
 
 
-def _tower(vocab_sz: int, config: dict, bptt: int, pool_embeddings, lexical: bool, doc_side: bool, word_pool: int) -> TextTower:
+def _tower(vocab_sz: int, config: dict, bptt: int, pool_embeddings, lexical, doc_side: bool, word_pool: int) -> TextTower:
     encoder = SentenceEncoder(bptt=bptt, module=AWD_LSTM(vocab_sz, **config), pad_idx=config['pad_token'])
     return TextTower(encoder, pool_embeddings=pool_embeddings, lexical=lexical, saturate=doc_side, word_pool=word_pool)
 
 
 def get_relevance_model(vocab_sz: int, config: dict, drop_mult: float = 1., shared: bool = False,
                         proj_sz: int = 256, y_range=(0., 1.), bptt: int = 72,
-                        pool_embeddings: bool | str = False, lexical: bool = False, word_pool: int = 0,
+                        pool_embeddings: bool | str = False, lexical: bool | str = False, word_pool: int = 0,
                         pool_skip: bool = False, pool_map: bool = False) -> RelevanceModel:
     """Builds the two-tower model from an AWD-LSTM `config` (see `relevance_config`).
 
     `pool_embeddings` adds each text's mean input embedding to its pooled LSTM features (`'idf'`: weighted by
     learned word weights that start at the documents' idf, see `EmbeddingPool`); `lexical` adds
-    learned term weights over the vocabulary (`TermWeights`), so shared words count as in BM25. `word_pool` (a size)
+    term weights over the vocabulary (`TermWeights`), so shared words count as in BM25: `'bm25'` keeps them BM25's,
+    `'learned'` (or `True`) trains them (`lexical_mode`). `word_pool` (a size)
     pools fixed word vectors of that size instead of the LM's embedding (`relevance_learner(word_pool=...)` fills them).
 
     >>> get_relevance_model(100, relevance_config('small')).head.bias.shape
@@ -512,7 +538,7 @@ def get_relevance_model(vocab_sz: int, config: dict, drop_mult: float = 1., shar
     if pool_skip and pool_embeddings != 'idf': raise ValueError("pool_skip=True adds the word pool to the dense vectors: it needs pool_embeddings='idf'.")
     config = {k: (v * drop_mult if k.endswith('_p') else v) for k, v in config.items()}
     head_p = config.pop('output_p', 0.1)
-    if shared and lexical: raise ValueError("lexical=True needs two towers (shared=False): the document side saturates term frequencies.")
+    if shared and lexical_mode(lexical): raise ValueError(f"lexical={lexical!r} needs two towers (shared=False): the document side saturates term frequencies.")
     query_tower = _tower(vocab_sz, config, bptt, pool_embeddings, lexical, doc_side=False, word_pool=word_pool)
     doc_tower = query_tower if shared else _tower(vocab_sz, config, bptt, pool_embeddings, lexical, doc_side=True,
                                                   word_pool=word_pool)
@@ -527,12 +553,14 @@ def get_relevance_model(vocab_sz: int, config: dict, drop_mult: float = 1., shar
 
 def relevance_split(model: RelevanceModel):
     """ULMFiT parameter groups: embeddings, each LSTM layer (both towers together), then the head (with the
-    lexical term weights, if any). Every parameter is in exactly one group."""
+    lexical term weights when they are learned). Every parameter is in exactly one group, except fixed BM25 term
+    weights (`lexical='bm25'`), which are in none."""
     towers = [model.query_tower] if model.shared else [model.query_tower, model.doc_tower]
     lstms = [tower.awd_lstm for tower in towers]
     groups = [nn.ModuleList([nn.Sequential(m.encoder, m.encoder_dp) for m in lstms])]
     groups += [nn.ModuleList([nn.Sequential(m.rnns[i], m.hidden_dps[i]) for m in lstms])
                for i in range(lstms[0].n_layers)]
-    word_weights = [module for tower in towers for module in (tower.term_weights, tower.embedding_pool) if module is not None]
+    term_weights = [tower.term_weights for tower in towers if tower.term_weights is not None and tower.term_weights.learned]
+    word_weights = term_weights + [tower.embedding_pool for tower in towers if tower.embedding_pool is not None]
     groups.append(nn.ModuleList([model.head, *word_weights]))  # word weights train with the head, from the start
     return L(groups).map(params)

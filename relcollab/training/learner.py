@@ -17,7 +17,7 @@ from fastcore.meta import delegates
 
 from ..core.data import pairs_frame
 from ..core.losses import InBatchLoss
-from ..core.model import (_training_documents, document_idf, get_relevance_model, relevance_config,  # noqa: F401
+from ..core.model import (_training_documents, document_idf, get_relevance_model, lexical_mode, relevance_config,  # noqa: F401
                           relevance_split, start_from_bm25, term_ids)
 from ..core.validation import RelcollabError, check_columns
 from .word_vectors import POOL_DIM, pool_vectors
@@ -147,8 +147,11 @@ def relevance_learner(dls, arch=AWD_LSTM, config=None, drop_mult=1., shared=Fals
     """A `Learner` for `dls` from `RelevanceDataLoaders`: two AWD-LSTM towers, a dot product, MSE on [0, 1].
 
     `in_batch=True` trains on the whole B x B score matrix of each batch (`InBatchLoss`); `lexical` (default:
-    on for two towers, off for `shared=True`, whose one tower reads both sides alike) adds term weights over the vocabulary that start as BM25 over the training documents, with tokens of one
-    `stemmer` stem (PyStemmer language, None: no stemming) counting as one term (`TermWeights`);
+    `'bm25'` for two towers, off for `shared=True`, whose one tower reads both sides alike) adds term weights over
+    the vocabulary that are BM25 over the training documents, with tokens of one `stemmer` stem (PyStemmer
+    language, None: no stemming) counting as one term (`TermWeights`): `'bm25'` keeps them BM25's (only their
+    weight beside the dense cosine, the head's `lexical_scale`, trains), `'learned'` (or `True`) trains them too,
+    which on Cranfield left the channel alone far below BM25 and the model below it (README, The lexical channel);
     `pool_embeddings=True` adds each text's mean input embedding to its pooled features; `'idf'` weighs each word
     by a learned weight that starts at its idf over the training documents (see `EmbeddingPool`): with an LM
     that started from word vectors (`language_model_stage(word_vectors=...)`) this is a sentence vector with
@@ -167,7 +170,8 @@ def relevance_learner(dls, arch=AWD_LSTM, config=None, drop_mult=1., shared=Fals
     """
     if arch is not AWD_LSTM: raise ValueError("relevance_learner supports arch=AWD_LSTM only.")
     if config is None: config = relevance_config('base')
-    if lexical is None: lexical = not shared
+    if lexical is None: lexical = False if shared else 'bm25'
+    lexical_mode(lexical)  # a clear error for an unknown choice, before anything is built
     if proj_sz == 'pool' and word_pool is None: raise ValueError("proj_sz='pool' means the word pool's size: pass word_pool too.")
     if word_pool is not None:
         if pool_embeddings not in (False, 'idf'):
@@ -180,7 +184,7 @@ def relevance_learner(dls, arch=AWD_LSTM, config=None, drop_mult=1., shared=Fals
                                 y_range=y_range, bptt=bptt, pool_embeddings=pool_embeddings, lexical=lexical,
                                 word_pool=0 if word_pool is None else vectors.shape[1], pool_skip=pool_skip)
     model.in_batch = in_batch
-    if lexical: start_from_bm25(model, dls, stemmer, documents)
+    if lexical_mode(lexical): start_from_bm25(model, dls, stemmer, documents)
     if pool_embeddings == 'idf':
         idf = document_idf(dls, documents=documents)
         towers = {id(t): t for t in (model.query_tower, model.doc_tower)}.values()
