@@ -124,7 +124,7 @@ def bm25_negatives(data, triples, per_judged: int, depth: int = 30, seed: int = 
 def train_relcollab(data, fit_ids, valid_ids, lm, workdir: Path, in_batch=True, pseudo=4, epochs=4, bs=32,
                     lr=None, negatives=1, hard_negatives=0, seed=0, size='small', judged=True, teacher=None,
                     self_supervised=None, teacher_epochs=0, teacher_start=True, embedding_weight=TEACHER_EMBEDDING_WEIGHT,
-                    judgment_start=True, anchor_weight=ANCHOR_WEIGHT, **model_kwargs):
+                    judgment_start=True, anchor_weight=ANCHOR_WEIGHT, choose_lexical=True, **model_kwargs):
     """The recipe on the training queries' judgments (`judged=False`: none, only the documents' pseudo-queries;
     the validation queries' pairs stay for fastai's validation metrics), with a `teacher` if given and the
     `self_supervised` views (`relcollab.self_supervised.SelfSupervised`) if given."""
@@ -152,7 +152,7 @@ def train_relcollab(data, fit_ids, valid_ids, lm, workdir: Path, in_batch=True, 
     if teacher is not None and teacher_start: start_in_teacher_space(learn, cbs[0])  # as train_relevance_model does
     if judgment_start and model_kwargs.get('word_pool') is not None:  # as train_relevance_model does
         anchor = start_from_judgments(learn, triples[~triples['is_valid']], embedding_weight=anchor_weight,
-                                      valid_pairs=triples[triples['is_valid']], verbose=True)
+                                      valid_pairs=triples[triples['is_valid']], verbose=True, choose_lexical=choose_lexical)
         if anchor is not None and anchor_weight: cbs.append(anchor)
     if teacher is not None and teacher_epochs:  # train_relevance_model(teacher_epochs=...)'s teacher stage
         fitted = triples[~triples['is_valid'] & (triples['score'] > 0)].drop_duplicates('query')[['query', 'doc']]
@@ -223,6 +223,9 @@ def main(argv=None):
                              "the teacher's encoding of each word (the teacher recipe before 2026-12-06)")
     parser.add_argument('--anchor-weight', type=float, default=None,
                         help="the judgment start's anchor weight (default: the recipe's, 10; 0: no anchor)")
+    parser.add_argument('--no-lexical-choice', action='store_true',
+                        help="the judgment start leaves the lexical channel's weight to training, from 0.1 "
+                             "(choose_lexical=False)")
     parser.add_argument('--no-judgment-start', action='store_true',
                         help="the dense vectors are not fitted to the training judgments: they start as the word pool, "
                              "or as the teacher start (judgment_start=False, the earlier recipe)")
@@ -293,6 +296,7 @@ def main(argv=None):
             learn = train_relcollab(data, fit_ids, valid_ids, lms[wv], Path(workdir), epochs=epochs, teacher=with_teacher,
                                     self_supervised=args.self_supervised, teacher_epochs=args.teacher_epochs, lr=args.lr,
                                     teacher_start=not args.no_teacher_start, judgment_start=not args.no_judgment_start,
+                                    choose_lexical=not args.no_lexical_choice,
                                     **({} if args.anchor_weight is None else {'anchor_weight': args.anchor_weight}),
                                     **({} if args.embedding_weight is None else {'embedding_weight': args.embedding_weight}),
                                     **{**extra, **VARIANTS[name]})

@@ -13,7 +13,7 @@ It also prints relcollab's Spearman on the held-out validation pairs: choose opt
 those, and report `test`.
 
     python bench/sentences.py [--quick] [--teacher all-MiniLM-L6-v2] [--word-vectors SOURCE] [--no-word-pool] [--lr LR]
-                              [--no-teacher-run | --only-teacher-run] [--no-teacher-start] [--no-judgment-start] [--anchor-weight W] [--pseudo-per-doc N] [--embedding-weight W]
+                              [--no-teacher-run | --only-teacher-run] [--no-teacher-start] [--no-judgment-start] [--no-lexical-choice] [--anchor-weight W] [--pseudo-per-doc N] [--embedding-weight W]
                               [--report-start] [--json PATH]
 
 `--teacher` trains relcollab a second time with the teacher (distillation, `relcollab.distill`); with
@@ -112,6 +112,8 @@ def main(argv=None):
                         help="with --teacher: the dense vectors start as the word pool, not fitted to the teacher (teacher_start=False)")
     parser.add_argument('--anchor-weight', type=float, default=None,
                         help="the judgment start's anchor weight (default: the recipe's, 10; 0: no anchor)")
+    parser.add_argument('--no-lexical-choice', action='store_true',
+                        help="the judgment start leaves the lexical channel's weight to training, from 0.1 (choose_lexical=False)")
     parser.add_argument('--no-judgment-start', action='store_true',
                         help="the dense vectors are not fitted to the judgments: they start as the word pool, or the teacher start (judgment_start=False)")
     parser.add_argument('--pseudo-per-doc', type=int, default=4,
@@ -165,7 +167,7 @@ def main(argv=None):
                                           word_vectors=word_vectors, pool_embeddings='idf' if word_vectors else False,
                                           word_pool=None if args.no_word_pool else 'auto', lr=args.lr,
                                           teacher_start=not args.no_teacher_start, pseudo_per_doc=args.pseudo_per_doc,
-                                          judgment_start=not args.no_judgment_start,
+                                          judgment_start=not args.no_judgment_start, choose_lexical=not args.no_lexical_choice,
                                           **({} if args.anchor_weight is None else {'anchor_weight': args.anchor_weight}),
                                           **({} if args.embedding_weight is None else {'embedding_weight': args.embedding_weight}))
             took = time.time() - start

@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from conftest import TINY, make_pairs, torch_threads
 from relcollab.core.text import numericalize_texts
 from relcollab.training.distill import TeacherDistillation
-from relcollab.training.judgment_start import fit_pair_map, start_from_judgments
+import relcollab.training.judgment_start as judgment_start_module
+from relcollab.training.judgment_start import LEXICAL_SCALES, choose_lexical_scale, fit_pair_map, start_from_judgments
 from relcollab.training.learner import relevance_learner
 from test_word_pool import DIM, _dls, _mapping
 
@@ -164,6 +165,46 @@ def test_start_from_judgments_installs_the_fitted_map_and_anchors_training_on_it
     torch.testing.assert_close(anchor.vectors.lookup(tokens, pad)[0], F.normalize(q[:5], dim=-1), atol=1e-4, rtol=1e-4)
 
 
+def _term_products(learn, pairs) -> np.ndarray:
+    "Each pair's lexical product (BM25), without the query side's weight."
+    with torch_threads(1):
+        q = learn.encode(pairs['query'].tolist(), side='query', output='lexical', progress=False)
+        d = learn.encode(pairs['doc'].tolist(), side='doc', output='lexical', progress=False)
+    return np.asarray(q.multiply(d).sum(axis=1)).ravel() / learn.model.head.log_lexical_scale.exp().item()
+
+
+def test_choose_lexical_scale_follows_what_the_judgments_say_about_shared_words(tmp_path):
+    "Scores that rise with BM25 ask for the largest weight, scores that fall with it for the smallest; the head keeps it."
+    df, dls = _dls(tmp_path, n=120)
+    learn = relevance_learner(dls, config=TINY, proj_sz=DIM)
+    products = _term_products(learn, df)
+    assert np.ptp(products) > 1  # shared words vary: a real choice
+    lo, hi = dls.score_scaler.lo, dls.score_scaler.hi
+    follows = lo + (hi - lo) * (products - products.min()) / np.ptp(products)
+    with torch_threads(1):
+        assert choose_lexical_scale(learn, df.assign(score=follows)) == LEXICAL_SCALES[-1] == 1.
+        assert learn.model.head.log_lexical_scale.exp().item() == pytest.approx(1.)
+        assert choose_lexical_scale(learn, df.assign(score=hi + lo - follows)) == LEXICAL_SCALES[0] == 1e-4
+        assert learn.model.head.log_lexical_scale.exp().item() == pytest.approx(1e-4)
+        assert choose_lexical_scale(learn, df.assign(score=2.)) is None  # nothing to tell
+        assert learn.model.head.log_lexical_scale.exp().item() == pytest.approx(1e-4)
+        assert choose_lexical_scale(relevance_learner(dls, config=TINY, proj_sz=DIM, lexical=False), df) is None
+
+
+def test_start_from_judgments_chooses_the_lexical_weight_on_the_valid_pairs(tmp_path, monkeypatch):
+    import relcollab.training.judgment_start as judgment_start
+    df, dls = _dls(tmp_path, n=120)
+    learn = relevance_learner(dls, config=TINY, proj_sz=DIM, word_pool=_mapping(), pool_skip=True)
+    train, valid = df[~df['is_valid']], df[df['is_valid']]
+    seen = []
+    monkeypatch.setattr(judgment_start, 'choose_lexical_scale', lambda learn, pairs: seen.append(pairs) or 0.01)
+    with torch_threads(1):
+        start_from_judgments(learn, train, valid_pairs=valid, steps=5)
+        start_from_judgments(learn, train, steps=5)
+        start_from_judgments(learn, train, steps=5, choose_lexical=False)
+    assert [len(pairs) for pairs in seen] == [len(valid), len(train)]
+
+
 def test_start_from_judgments_does_nothing_without_varying_scores_and_needs_the_word_pool(tmp_path):
     df, dls = _dls(tmp_path)
     learn = relevance_learner(dls, config=TINY, proj_sz=DIM, word_pool=_mapping(), pool_skip=True)
@@ -189,6 +230,8 @@ def test_the_recipe_starts_from_the_judgments_without_a_teacher(tmp_path, monkey
     monkeypatch.setattr(recipe, 'fine_tune_relevance', watched)
     held_out, start = [], recipe.start_from_judgments
     monkeypatch.setattr(recipe, 'start_from_judgments', lambda learn, pairs, **kw: held_out.append((pairs, kw['valid_pairs'])) or start(learn, pairs, **kw))
+    choices = []
+    monkeypatch.setattr(judgment_start_module, 'choose_lexical_scale', lambda learn, pairs: choices.append(len(pairs)) or 0.01)
     pairs = make_pairs(80, seed=2)
     with torch_threads(1):
         learn = recipe.train_relevance_model(pairs, size='tiny', lm_epochs=1, epochs=1, bs=16,
@@ -202,6 +245,8 @@ def test_the_recipe_starts_from_the_judgments_without_a_teacher(tmp_path, monkey
         assert set(valid['query']) == valid_queries and not set(fitted['query']) & valid_queries
         assert len(fitted) + len(valid) == len(pairs)
     assert ('relcollab: judgment start done' in out) == judgment_start
+    assert ("relcollab: judgment start: the lexical channel's weight beside the dense cosine is 0.01" in out) == judgment_start
+    assert choices == ([len(held_out[0][1])] if judgment_start else [])  # chosen on the validation rows
     assert bool(learn.model.hparams.get('pool_map')) == judgment_start
     assert learn.model.head.doc_proj.fitted == judgment_start
     # the anchor trains with the relevance stage (weighted as asked), and is gone afterwards

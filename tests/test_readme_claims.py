@@ -262,6 +262,8 @@ def test_fit_passes_no_lexical_and_valid_pct_to_the_recipe(tmp_path, monkeypatch
     assert [(c['lexical'], c['valid_pct']) for c in calls] == [('bm25', 0.4), (False, 0.4), ('learned', 0.4)]
     with pytest.raises(SystemExit):  # one or the other
         main(['fit', str(tmp_path/'triples.csv'), '--out', str(tmp_path/'m.pkl'), '--no-lexical', '--learned-lexical'])
+    assert main(['fit', str(tmp_path/'triples.csv'), '--out', str(tmp_path/'m.pkl'), '--no-lexical-choice']) == 0
+    assert calls[-1]['choose_lexical'] is False and 'choose_lexical' not in calls[0]
 
 
 # ----------------------------------------------------------------- 5. resuming on other data is refused (library API)

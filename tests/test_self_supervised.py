@@ -91,7 +91,7 @@ class FirstGradients(Callback):
 
 def first_gradients(dls, *cbs) -> dict:
     with torch_threads(1):
-        learn = tiny_learner(dls)  # lexical: dense projection + term weights
+        learn = tiny_learner(dls, lexical='learned')  # dense projection + term weights that train (so they have gradients)
         grads = FirstGradients()
         set_seed(0, reproducible=True)
         with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3, cbs=[grads, *cbs])

@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="pool the language model's 128-dimensional embedding of the word vectors in the towers, "
                           "not the word vectors themselves at their own size (400 dimensions for 'corpus'): the "
                           "recipe before the word pool")
+    fit.add_argument('--no-lexical-choice', action='store_true',
+                     help="leave the lexical channel's weight beside the dense cosine to training (from 0.1) instead of "
+                          "choosing it on the validation rows at the judgment start")
     fit.add_argument('--no-judgment-start', action='store_true',
                      help="do not start the dense vectors from the judgments (by default a map of the pooled word "
                           "vectors, from the teacher start's after one (--teacher), is fitted so that each training pair's "
@@ -169,7 +172,8 @@ def run_fit(args):
                   teacher_epochs=args.teacher_epochs,
                   word_vectors=_one_or_list(args.word_vectors), self_supervised=args.self_supervised,
                   **({'word_pool': None} if args.no_word_pool else {}),
-                  **({'judgment_start': False} if args.no_judgment_start else {}))
+                  **({'judgment_start': False} if args.no_judgment_start else {}),
+                  **({'choose_lexical': False} if args.no_lexical_choice else {}))
     if args.out is not None:
         learn.export(args.out.absolute())
         print(f"relcollab: exported the learner to {args.out}")

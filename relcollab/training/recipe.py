@@ -73,7 +73,7 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
                           teacher_cache=None, proj_sz=None, drop_mult=1., word_vectors='auto',
                           pool_embeddings=None, self_supervised=None, documents=None, teacher_epochs=0,
                           teacher_per_doc=8, word_pool='auto', teacher_start=True,
-                          embedding_weight=TEACHER_EMBEDDING_WEIGHT, judgment_start=True,
+                          embedding_weight=TEACHER_EMBEDDING_WEIGHT, judgment_start=True, choose_lexical=True,
                           anchor_weight=ANCHOR_WEIGHT) -> RelevanceLearner:
     """Checks `df`, trains the LM on every query, document and `corpus` text, then the relevance model.
 
@@ -131,7 +131,9 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
     pseudo-queries; the fit stops where the validation rows' error is lowest), and relevance training then keeps near
     that start, each training text's start vector serving as its teacher with embedding weight `anchor_weight`
     (`ANCHOR_WEIGHT`, 10; 0: no anchor), beside the teacher's own distillation when there is one
-    (`relcollab.training.judgment_start.start_from_judgments`; README, The judgment start).
+    (`relcollab.training.judgment_start.start_from_judgments`; README, The judgment start). With the lexical channel it
+    also sets the channel's weight beside the dense cosine on the validation rows (`choose_lexical=True`;
+    `choose_lexical_scale`; README, The lexical channel); `choose_lexical=False` leaves it to training, from 0.1.
 
     `self_supervised` adds a self-supervised objective on the dense vectors while the towers train
     (`relcollab.training.self_supervised.SelfSupervised`): None (off), `'crops'` (two random crops of each document),
@@ -202,7 +204,8 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
         refined = ', from the teacher start' if learn.model.head.query_proj.fitted else ''
         with stage('judgment start', f'the dense vectors fitted to {len(train)} training pairs{refined}'):
             anchor = start_from_judgments(learn, train, embedding_weight=anchor_weight,
-                                          valid_pairs=df[df[valid_col].astype(bool)], verbose=True)
+                                          valid_pairs=df[df[valid_col].astype(bool)], verbose=True,
+                                          choose_lexical=choose_lexical)
             if anchor is None: print("relcollab: the training scores do not vary: skipped", flush=True)
             elif anchor_weight: cbs.append(anchor)  # (with a teacher, beside its distillation)
     if teacher is not None and teacher_epochs and not (resume and checkpoint_dir is not None and checkpoint_progress(checkpoint_dir) is not None):
