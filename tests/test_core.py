@@ -344,15 +344,16 @@ def _head_group(model) -> set:
     return {id(p) for m in (model.head, *term_weights) for p in m.parameters()} - _fixed_term_weights(model)
 
 
-@pytest.mark.parametrize('options', [dict(shared=False), dict(shared=True), dict(lexical='learned')])
+@pytest.mark.parametrize('options', [dict(shared=False), dict(shared=True), dict(lexical='bm25')])
 def test_ulmfit_groups_freeze_and_unfreeze(trained, options):
     learn = tiny_learner(trained.dls, **options)
     learn.create_opt()
     groups = learn.opt.param_groups
     assert len(groups) == TINY['n_layers'] + 2
-    # Every parameter is in exactly one group, but BM25's fixed term weights (the default two towers' lexical channel).
+    # Every parameter is in exactly one group, but BM25's fixed term weights (lexical='bm25'; without a word pool the
+    # default two towers learn theirs).
     fixed = _fixed_term_weights(learn.model)
-    assert bool(fixed) == (options == dict(shared=False))
+    assert bool(fixed) == (options == dict(lexical='bm25'))
     in_groups = [id(p) for g in groups for p in g['params']]
     assert len(in_groups) == len(set(in_groups)) == len(list(learn.model.parameters())) - len(fixed)
     assert set(in_groups) == {id(p) for p in learn.model.parameters()} - fixed

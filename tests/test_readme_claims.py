@@ -250,7 +250,7 @@ def test_fit_corpus_reads_txt_csv_and_tsv_files_into_the_language_model(captured
 
 
 def test_fit_passes_no_lexical_and_valid_pct_to_the_recipe(tmp_path, monkeypatch):
-    "`--no-lexical` reaches `train_relevance_model` as lexical=False, `--learned-lexical` as 'learned', the default as 'bm25'."
+    "`--no-lexical` reaches `train_relevance_model` as lexical=False, `--learned-lexical` as 'learned', the default as 'auto'."
     calls = []
     def train(df, *args, **kwargs):
         calls.append(kwargs)
@@ -259,7 +259,7 @@ def test_fit_passes_no_lexical_and_valid_pct_to_the_recipe(tmp_path, monkeypatch
     make_pairs(20).to_csv(tmp_path/'triples.csv', index=False)
     for extra in ([], ['--no-lexical'], ['--learned-lexical']):
         assert main(['fit', str(tmp_path/'triples.csv'), '--out', str(tmp_path/'m.pkl'), '--valid-pct', '0.4', *extra]) == 0
-    assert [(c['lexical'], c['valid_pct']) for c in calls] == [('bm25', 0.4), (False, 0.4), ('learned', 0.4)]
+    assert [(c['lexical'], c['valid_pct']) for c in calls] == [('auto', 0.4), (False, 0.4), ('learned', 0.4)]
     with pytest.raises(SystemExit):  # one or the other
         main(['fit', str(tmp_path/'triples.csv'), '--out', str(tmp_path/'m.pkl'), '--no-lexical', '--learned-lexical'])
     assert main(['fit', str(tmp_path/'triples.csv'), '--out', str(tmp_path/'m.pkl'), '--no-lexical-choice']) == 0

