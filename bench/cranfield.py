@@ -138,8 +138,6 @@ def train_relcollab(data, fit_ids, valid_ids, lm, workdir: Path, in_batch=True, 
     dls = RelevanceDataLoaders.from_df(frame, vocab=lm.vocab, valid_col='is_valid', score_range=(0, 4), bs=bs,
                                        seed=seed, path=workdir)
     cbs = [] if teacher is None else [distillation_callback(teacher, dls, cache_dir=TEACHER_CACHE, embedding_weight=embedding_weight)]
-    if model_kwargs.get('lexical') == 'auto':  # as train_relevance_model picks it
-        model_kwargs['lexical'] = 'bm25' if model_kwargs.get('word_pool') is not None else 'learned'
     if model_kwargs.get('word_pool') is None: model_kwargs.pop('pool_skip', None)
     else: model_kwargs.setdefault('pool_skip', True)  # the recipe's skip connection
     # the dense vectors' size as train_relevance_model sets it: the teacher's, else the word pool's, else 256

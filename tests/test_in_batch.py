@@ -180,9 +180,22 @@ def test_a_saved_model_keeps_its_lexical_choice(pairs_df, tmp_path, lexical):
 
 
 def test_an_unknown_lexical_choice_is_a_clear_error(pairs_df, tmp_path):
+    from relcollab.training.recipe import train_relevance_model
     dls = RelevanceDataLoaders.from_df(pairs_df.head(40), bs=16, seed=0, path=tmp_path)
     with pytest.raises(ValueError, match="lexical='bm42'.*'bm25'.*'learned'"):
         relevance_learner(dls, config=TINY, proj_sz=PROJ_SZ, lexical='bm42')
+    with pytest.raises(ValueError, match="lexical='bm42'"):  # before the language model trains
+        train_relevance_model(pairs_df.head(40), path=tmp_path/'recipe', lexical='bm42')
+    assert not (tmp_path/'recipe'/'models').exists()
+
+
+def test_auto_is_bm25_with_a_word_pool_and_learned_without(pairs_df, tmp_path):
+    from test_word_pool import _dls, _mapping
+    _, pooled = _dls(tmp_path)
+    dls = RelevanceDataLoaders.from_df(pairs_df.head(40), bs=16, seed=0, path=tmp_path)
+    learned = relevance_learner(dls, config=TINY, proj_sz=PROJ_SZ, lexical='auto').model.doc_tower.term_weights.learned
+    fixed = relevance_learner(pooled, config=TINY, proj_sz=6, word_pool=_mapping(), lexical='auto').model.doc_tower.term_weights.learned
+    assert (learned, fixed) == (True, False)
 
 
 def test_tokens_with_one_stem_match_in_the_lexical_channel(tmp_path):

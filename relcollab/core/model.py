@@ -85,7 +85,7 @@ class TermWeights(Module):
     with tf the sum of the word's token weights and L the document's token count. So the dot product of an
     untrained query's and document's lexical vectors is BM25 (see `init_bm25`). With `learned=True` training moves
     the token weights by context (a DeepImpact-style learned term frequency) and the idf of each word; with
-    `learned=False` (`lexical='bm25'`, the recipe's default) they stay BM25's: no parameter of it requires a
+    `learned=False` (`lexical='bm25'`, the recipe's default with word vectors) they stay BM25's: no parameter of it requires a
     gradient, and `relevance_split` puts none of them in an optimizer group.
     """
     learned = True  # what copies pickled before `learned` existed did
@@ -123,9 +123,6 @@ class TermWeights(Module):
 
 
 
-LEXICAL_CHOICES = (False, 'bm25', 'learned', True)
-
-
 def lexical_mode(lexical) -> str | None:
     """The lexical channel `lexical` asks for: None (no channel), `'bm25'` (fixed BM25 term weights) or `'learned'`
     (term weights that start as BM25 and train; `True` means this, as it did before `'bm25'` existed).
@@ -137,7 +134,8 @@ def lexical_mode(lexical) -> str | None:
     if lexical == 'bm25': return 'bm25'
     if lexical is False or lexical is None: return None
     raise ValueError(f"lexical={lexical!r}: use 'bm25' (BM25 term weights, fixed), 'learned' (they train; True means "
-                     f"this too) or False (no lexical channel).")
+                     f"this too), 'auto' (relevance_learner and train_relevance_model: 'bm25' with a word pool, "
+                     f"'learned' without) or False (no lexical channel).")
 
 
 def term_ids(vocab, stemmer: str | None = 'english') -> np.ndarray:

@@ -146,7 +146,8 @@ def relevance_learner(dls, arch=AWD_LSTM, config=None, drop_mult=1., shared=Fals
                       pool_skip=False, **kwargs) -> RelevanceLearner:
     """A `Learner` for `dls` from `RelevanceDataLoaders`: two AWD-LSTM towers, a dot product, MSE on [0, 1].
 
-    `in_batch=True` trains on the whole B x B score matrix of each batch (`InBatchLoss`); `lexical` (default:
+    `in_batch=True` trains on the whole B x B score matrix of each batch (`InBatchLoss`); `lexical` (default None or
+    `'auto'`:
     `'bm25'` for two towers with a `word_pool`, `'learned'` without one, off for `shared=True`, whose one tower reads
     both sides alike) adds term weights over
     the vocabulary that are BM25 over the training documents, with tokens of one `stemmer` stem (PyStemmer
@@ -171,7 +172,8 @@ def relevance_learner(dls, arch=AWD_LSTM, config=None, drop_mult=1., shared=Fals
     """
     if arch is not AWD_LSTM: raise ValueError("relevance_learner supports arch=AWD_LSTM only.")
     if config is None: config = relevance_config('base')
-    if lexical is None: lexical = False if shared else 'bm25' if word_pool is not None else 'learned'
+    if lexical is None or (isinstance(lexical, str) and lexical == 'auto'):
+        lexical = False if shared else 'bm25' if word_pool is not None else 'learned'
     lexical_mode(lexical)  # a clear error for an unknown choice, before anything is built
     if proj_sz == 'pool' and word_pool is None: raise ValueError("proj_sz='pool' means the word pool's size: pass word_pool too.")
     if word_pool is not None:

@@ -8,7 +8,7 @@ import pandas as pd
 from fastai.torch_core import set_seed
 
 from .checkpoint import checkpoint_progress, finished_lm, fit_stages, mark_lm_done, run_fingerprint, ulmfit_stages
-from ..core.model import relevance_config
+from ..core.model import lexical_mode, relevance_config
 from ..core.data import RelevanceDataLoaders
 from .distill import distillation_callback, fit_teacher_stage, start_in_teacher_space
 from .judgment_start import ANCHOR_WEIGHT, start_from_judgments
@@ -147,6 +147,7 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
     """
     check_triples(df, query_col, doc_col, score_col, score_range=score_range, source=source)
     self_supervised = as_self_supervised(self_supervised)  # fails now, before any training, if it is not one
+    if not (isinstance(lexical, str) and lexical == 'auto'): lexical_mode(lexical)  # an unknown choice fails now too
     if not isinstance(teacher_epochs, int) or teacher_epochs < 0:
         raise ValueError(f"teacher_epochs={teacher_epochs!r}: give a whole number of epochs, 0 or more.")
     for name, weight, default in (('embedding_weight', embedding_weight, TEACHER_EMBEDDING_WEIGHT),
@@ -194,7 +195,6 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
     if self_supervised is not None:
         cbs.append(self_supervised)
         print(f"relcollab: the dense vectors also learn from self-supervised views ({self_supervised.views})", flush=True)
-    if isinstance(lexical, str) and lexical == 'auto': lexical = 'bm25' if word_pool is not None else 'learned'
     learn = relevance_learner(dls, config=relevance_config(size), in_batch=in_batch, lexical=lexical,
                               drop_mult=drop_mult, pool_embeddings=pool_embeddings, documents=documents,
                               proj_sz=proj_sz, **pool)
