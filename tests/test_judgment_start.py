@@ -1,9 +1,12 @@
 """The judgment start (`relcollab.training.judgment_start`): without a teacher, the dense vectors start as the map of the
 pooled word vectors fitted to the judgments, and training keeps near it."""
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+
+from fastai.torch_core import set_seed
 
 from conftest import TINY, make_pairs, torch_threads
 from relcollab.core.text import numericalize_texts
@@ -189,6 +192,40 @@ def test_choose_lexical_scale_follows_what_the_judgments_say_about_shared_words(
         assert choose_lexical_scale(learn, df.assign(score=2.)) is None  # nothing to tell
         assert learn.model.head.log_lexical_scale.exp().item() == pytest.approx(1e-4)
         assert choose_lexical_scale(relevance_learner(dls, config=TINY, proj_sz=DIM, lexical=False), df) is None
+
+
+def _rankings(df, learn, judged_by, queries=12, per_query=3):
+    """For `queries` of `df`'s queries, `per_query` judged documents (score hi) of the pool of `df`'s documents: the
+    ones with the largest BM25 product (`judged_by='bm25'`) or the smallest ('least')."""
+    docs = list(dict.fromkeys(df['doc']))
+    rows = []
+    for query in list(dict.fromkeys(df['query']))[:queries]:
+        products = _term_products(learn, pd.DataFrame({'query': [query] * len(docs), 'doc': docs}))
+        order = np.argsort(-products if judged_by == 'bm25' else products, kind='stable')
+        rows += [(query, docs[i], learn.dls.score_scaler.hi) for i in order[:per_query]]
+    return pd.DataFrame(rows, columns=['query', 'doc', 'score'])
+
+
+def test_choose_lexical_scale_ranks_the_pool_when_queries_have_several_documents(tmp_path):
+    "Judged documents that BM25 ranks first ask for the largest weight; the ones it ranks last for a small one."
+    df, dls = _dls(tmp_path, n=120)
+    set_seed(0, reproducible=True)
+    learn = relevance_learner(dls, config=TINY, proj_sz=DIM)
+    with torch_threads(1):
+        follows, against = _rankings(df, learn, 'bm25'), _rankings(df, learn, 'least')
+        assert judgment_start_module._lexical_criterion(follows, dls) == 'ndcg'  # 3 documents per query
+        assert judgment_start_module._lexical_criterion(df, dls) == 'pearson'  # (almost) one pair per query
+        def qualities(pairs): return judgment_start_module._ranking_quality(learn, pairs, np.asarray(LEXICAL_SCALES),
+                                                                            pool=None, max_pool=5000, seed=0)
+        assert qualities(follows)[-1] > 0.9 > qualities(follows)[0]  # near BM25's own order: nDCG@10 near 1
+        assert choose_lexical_scale(learn, follows) > 0.1
+        assert qualities(against)[-1] == 0 < qualities(against).max()  # BM25 fills the top 10 with unjudged documents
+        assert choose_lexical_scale(learn, against) < 0.1
+        assert learn.model.head.log_lexical_scale.exp().item() < 0.1
+        # the same pairs by Pearson: every judged pair has the same score, nothing to tell
+        assert choose_lexical_scale(learn, follows, criterion='pearson') is None
+        with pytest.raises(ValueError, match="criterion='spearman'"):
+            choose_lexical_scale(learn, follows, criterion='spearman')
 
 
 def test_start_from_judgments_chooses_the_lexical_weight_on_the_valid_pairs(tmp_path, monkeypatch):

@@ -148,42 +148,109 @@ def start_from_judgments(learn, pairs: pd.DataFrame | None = None, embedding_wei
     finally:
         model.train(was_training)
     if choose_lexical and head.n_lexical:
-        scale = choose_lexical_scale(learn, pairs if valid_pairs is None else valid_pairs)
+        judged = pairs if valid_pairs is None else valid_pairs
+        scale = choose_lexical_scale(learn, judged)
         if verbose and scale is not None:
+            how = {'ndcg': "nDCG@10 of their queries' rankings", 'pearson': "Pearson with their scores"}[_lexical_criterion(judged, dls)]
             print(f"relcollab: judgment start: the lexical channel's weight beside the dense cosine is {scale:.2g} "
-                  f"(best on the {'training' if valid_pairs is None else 'validation'} pairs)", flush=True)
+                  f"(best on the {'training' if valid_pairs is None else 'validation'} pairs: {how})", flush=True)
     return TeacherDistillation(anchor, embedding_weight=embedding_weight, score_weight=score_weight, always_map=False)
 
 
-def choose_lexical_scale(learn, pairs: pd.DataFrame, scales=LEXICAL_SCALES, max_pairs: int = 5000, seed: int = 0) -> float | None:
-    """Sets the lexical channel's weight beside the dense cosine (the head's `lexical_scale`) to the one of `scales` whose
-    query . document, dense cosine + weight x term-weight product, correlates best (Pearson) with the judged `pairs`'
-    scores (at most `max_pairs` of them, a seeded sample), and returns it; None, changing nothing, for a model without
-    a lexical channel or pairs that cannot tell (fewer than 2, or scores or products that do not vary).
+def choose_lexical_scale(learn, pairs: pd.DataFrame, scales=LEXICAL_SCALES, criterion: str = 'auto', pool=None,
+                         max_pairs: int = 5000, max_pool: int = 5000, seed: int = 0) -> float | None:
+    """Sets the lexical channel's weight beside the dense cosine (the head's `lexical_scale`) to the one of `scales`
+    under which query . document, dense cosine + weight x term-weight product, best fits the judged `pairs`, and
+    returns it; None, changing nothing, for a model without a lexical channel or pairs that cannot tell (fewer than
+    2, or scores or products that do not vary).
+
+    `criterion`: 'pearson', the correlation of the pairs' products with their scores (at most `max_pairs` pairs, a
+    seeded sample); 'ndcg', how each query of `pairs` ranks the documents of `pool` (default: every document of the
+    learner's rows and of `pairs`, at most `max_pool`) by nDCG@10, its judged documents' scores as gains, averaged
+    over each weight and its two neighbours on the grid (45 queries are a noisy judge); 'auto' (default): 'ndcg'
+    when most queries of `pairs` have several documents (a ranking task, as Cranfield's), else 'pearson' (one pair
+    per query, as SICK's sentence pairs).
 
     BM25's products run to tens while cosines stay within 1, so the weight decides which of the two the model reads:
     on SICK's sentence pairs, left at its start (0.1) under the teacher's learning rate, the channel pulled the pair
     score's Spearman from the dense cosine's 0.778 to 0.633 (README, The lexical channel).
 
     >>> choose_lexical_scale(learn, triples[triples['is_valid']])  # doctest: +SKIP
-    0.01
+    0.0056
     """
     head, dls = learn.model.head, learn.dls
+    if criterion not in ('auto', 'pearson', 'ndcg'):
+        raise ValueError(f"choose_lexical_scale: criterion={criterion!r}; pass 'auto', 'pearson' or 'ndcg'.")
     if not head.n_lexical or len(pairs) < 2: return None
-    if len(pairs) > max_pairs: pairs = pairs.sample(max_pairs, random_state=seed)
-    targets = _targets(pairs, dls, 'pairs').numpy().astype(np.float64)
-    queries = learn.encode(pairs[dls.query_col].tolist(), side='query', output='both', progress=False)
-    docs = learn.encode(pairs[dls.doc_col].tolist(), side='doc', output='both', progress=False)
-    cosines = (queries.dense.astype(np.float64) * docs.dense).sum(axis=1)
-    lexical = np.asarray(queries.lexical.multiply(docs.lexical).sum(axis=1), dtype=np.float64).ravel()
-    lexical /= head.log_lexical_scale.exp().item()  # the query side carries the current weight
-    if np.ptp(targets) == 0 or (np.ptp(cosines) == 0 and np.ptp(lexical) == 0): return None
-    def correlation(scale):
-        combined = cosines + scale * lexical
-        return -np.inf if np.ptp(combined) == 0 else float(np.corrcoef(combined, targets)[0, 1])
-    best = max(scales, key=correlation)
+    if criterion == 'auto': criterion = _lexical_criterion(pairs, dls)
+    quality = _ranking_quality if criterion == 'ndcg' else _pair_correlation
+    qualities = quality(learn, pairs, np.asarray(scales, dtype=np.float64), pool=pool, max_pairs=max_pairs,
+                        max_pool=max_pool, seed=seed)
+    if qualities is None: return None
+    best = float(scales[int(np.argmax(qualities))])
     with torch.no_grad(): head.log_lexical_scale.fill_(float(np.log(best)))
     return best
+
+
+def _lexical_criterion(pairs: pd.DataFrame, dls) -> str:
+    "'ndcg' when most queries of `pairs` have several documents (a ranking task), else 'pearson'."
+    return 'ndcg' if pairs.groupby(dls.query_col, sort=False).size().median() >= 2 else 'pearson'
+
+
+def _both_parts(learn, texts: list, side: str) -> tuple:
+    "The dense vectors (n, d) and the lexical term weights (a sparse (n, vocab) matrix, without the current weight) of `texts`."
+    vectors = learn.encode(texts, side=side, output='both', progress=False)
+    lexical = vectors.lexical.astype(np.float64)
+    if side == 'query': lexical = lexical / learn.model.head.log_lexical_scale.exp().item()  # the query side carries the weight
+    return vectors.dense.astype(np.float64), lexical
+
+
+def _pair_correlation(learn, pairs, scales, max_pairs, seed, **_) -> np.ndarray | None:
+    "Pearson of each pair's dense cosine + scale x lexical product with its score, for each of `scales`."
+    dls = learn.dls
+    if len(pairs) > max_pairs: pairs = pairs.sample(max_pairs, random_state=seed)
+    targets = _targets(pairs, dls, 'pairs').numpy().astype(np.float64)
+    query_dense, query_lexical = _both_parts(learn, pairs[dls.query_col].tolist(), 'query')
+    doc_dense, doc_lexical = _both_parts(learn, pairs[dls.doc_col].tolist(), 'doc')
+    cosines = (query_dense * doc_dense).sum(axis=1)
+    lexical = np.asarray(query_lexical.multiply(doc_lexical).sum(axis=1)).ravel()
+    if np.ptp(targets) == 0 or (np.ptp(cosines) == 0 and np.ptp(lexical) == 0): return None
+    combined = cosines[None] + scales[:, None] * lexical[None]
+    return np.array([-np.inf if np.ptp(row) == 0 else np.corrcoef(row, targets)[0, 1] for row in combined])
+
+
+def _ranking_quality(learn, pairs, scales, pool, max_pool, seed, k: int = 10, **_) -> np.ndarray | None:
+    """Mean nDCG@`k` (linear gains: the judged scores on [0, 1]) of each query of `pairs` ranking the documents of
+    `pool` by dense cosine + scale x lexical product, for each of `scales`, averaged with the grid's neighbours."""
+    dls = learn.dls
+    if pool is None:
+        rows = [ds.items[dls.doc_col] for ds in (dls.train_ds, dls.valid_ds)] + [pairs[dls.doc_col]]
+        pool = pd.concat(rows, ignore_index=True)
+    pool = pd.Series(list(dict.fromkeys(pool)), dtype=object)
+    pairs = pairs.assign(_gain=_targets(pairs, dls, 'pairs').numpy().astype(np.float64))
+    gains = pairs[pairs['_gain'] > 0].groupby([dls.query_col, dls.doc_col], sort=False)['_gain'].max()
+    if gains.empty: return None
+    judged = gains.index.get_level_values(1).unique()
+    others = pool[~pool.isin(judged)]
+    if len(judged) + len(others) > max_pool: others = others.sample(max(max_pool - len(judged), 0), random_state=seed)
+    docs = list(judged) + others.tolist()
+    queries = list(gains.index.get_level_values(0).unique())
+    column_of, row_of = {doc: j for j, doc in enumerate(docs)}, {query: i for i, query in enumerate(queries)}
+    gain = np.zeros((len(queries), len(docs)))
+    for (query, doc), value in gains.items(): gain[row_of[query], column_of[doc]] = value
+    query_dense, query_lexical = _both_parts(learn, queries, 'query')
+    doc_dense, doc_lexical = _both_parts(learn, docs, 'doc')
+    cosines, lexical = query_dense @ doc_dense.T, (query_lexical @ doc_lexical.T).toarray()
+    if np.ptp(cosines) == 0 and np.ptp(lexical) == 0: return None
+    k = min(k, len(docs))
+    discounts = 1 / np.log2(np.arange(2, k + 2))
+    ideal = -np.sort(-gain, axis=1)[:, :k] @ discounts
+    def ndcg(scores):
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        top = np.take_along_axis(top, np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind='stable'), axis=1)
+        return float(np.mean(np.take_along_axis(gain, top, axis=1) @ discounts / ideal))
+    qualities = np.array([ndcg(cosines + scale * lexical) for scale in scales])
+    return np.convolve(np.pad(qualities, 1, mode='edge'), np.ones(3) / 3, mode='valid')
 
 
 def _targets(pairs: pd.DataFrame, dls, name: str) -> torch.Tensor:
