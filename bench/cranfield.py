@@ -39,7 +39,7 @@ from relcollab.core.model import relevance_config
 from relcollab.datasets.cranfield import cranfield_split, cranfield_triples, load_cranfield
 from relcollab.core.data import RelevanceDataLoaders
 from relcollab.training.distill import distillation_callback, fit_teacher_stage, start_in_teacher_space
-from relcollab.training.judgment_start import ANCHOR_WEIGHT, start_from_judgments
+from relcollab.training.judgment_start import ANCHOR_WEIGHT, finish_from_judgments, start_from_judgments
 from relcollab.training.teacher import load_teacher, teacher_embeddings
 from relcollab.retrieval.evaluate import evaluate_run
 from relcollab.retrieval.fusion import normalized_fusion, reciprocal_rank_fusion
@@ -152,12 +152,16 @@ def train_relcollab(data, fit_ids, valid_ids, lm, workdir: Path, in_batch=True, 
     if teacher is not None and teacher_start: start_in_teacher_space(learn, cbs[0])  # as train_relevance_model does
     if judgment_start and model_kwargs.get('word_pool') is not None:  # as train_relevance_model does
         anchor = start_from_judgments(learn, triples[~triples['is_valid']], embedding_weight=anchor_weight,
-                                      valid_pairs=triples[triples['is_valid']], verbose=True, choose_lexical=choose_lexical)
+                                      valid_pairs=triples[triples['is_valid']], verbose=True, choose_lexical=choose_lexical,
+                                      pool=documents)
         if anchor is not None and anchor_weight: cbs.append(anchor)
     if teacher is not None and teacher_epochs:  # train_relevance_model(teacher_epochs=...)'s teacher stage
         fitted = triples[~triples['is_valid'] & (triples['score'] > 0)].drop_duplicates('query')[['query', 'doc']]
         fit_teacher_stage(learn, teacher, documents, fitted, epochs=teacher_epochs, lr=teacher_stage_lr, cache_dir=TEACHER_CACHE, seed=seed)
     with learn.added_cbs(cbs): fine_tune_relevance(learn, epochs=epochs, lr=lr)
+    if judgment_start and model_kwargs.get('word_pool') is not None and anchor is not None:  # as train_relevance_model does
+        finish_from_judgments(learn, triples[~triples['is_valid']], valid_pairs=triples[triples['is_valid']],
+                              choose_lexical=choose_lexical, pool=documents, verbose=True)
     return learn
 
 
@@ -224,7 +228,7 @@ def main(argv=None):
     parser.add_argument('--anchor-weight', type=float, default=None,
                         help="the judgment start's anchor weight (default: the recipe's, 10; 0: no anchor)")
     parser.add_argument('--no-lexical-choice', action='store_true',
-                        help="the judgment start leaves the lexical channel's weight to training, from 0.1 "
+                        help="the judgment start and finish leave the lexical channel's weight to training, from 0.1 "
                              "(choose_lexical=False)")
     parser.add_argument('--no-judgment-start', action='store_true',
                         help="the dense vectors are not fitted to the training judgments: they start as the word pool, "

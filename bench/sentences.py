@@ -113,7 +113,7 @@ def main(argv=None):
     parser.add_argument('--anchor-weight', type=float, default=None,
                         help="the judgment start's anchor weight (default: the recipe's, 10; 0: no anchor)")
     parser.add_argument('--no-lexical-choice', action='store_true',
-                        help="the judgment start leaves the lexical channel's weight to training, from 0.1 (choose_lexical=False)")
+                        help="the judgment start and finish leave the lexical channel's weight to training, from 0.1 (choose_lexical=False)")
     parser.add_argument('--no-judgment-start', action='store_true',
                         help="the dense vectors are not fitted to the judgments: they start as the word pool, or the teacher start (judgment_start=False)")
     parser.add_argument('--pseudo-per-doc', type=int, default=4,

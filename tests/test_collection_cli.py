@@ -183,7 +183,7 @@ def test_fit_docs_trains_from_documents_alone(beir, tmp_path):
     assert "40 documents from" in result.stdout and (tmp_path/"docs.pkl").stat().st_size > 0
     assert "self-supervised views (crops)" in result.stdout
     from relcollab.app.retrieval_cli import load_model
-    learn = load_model(tmp_path/"docs.pkl")
+    learn = load_model(str(tmp_path/"docs.pkl"))  # a string path loads too
     assert (learn.dls.score_scaler.lo, learn.dls.score_scaler.hi) == (0, 1)
     assert "zeppelin" in learn.dls.vocab
     # pseudo-queries are no judgments: no judgment start

@@ -2,6 +2,7 @@
 pooled word vectors fitted to the judgments, and training keeps near it."""
 import numpy as np
 import pandas as pd
+from scipy.stats import spearmanr
 import pytest
 import torch
 import torch.nn.functional as F
@@ -12,7 +13,8 @@ from conftest import TINY, make_pairs, torch_threads
 from relcollab.core.text import numericalize_texts
 from relcollab.training.distill import TeacherDistillation
 import relcollab.training.judgment_start as judgment_start_module
-from relcollab.training.judgment_start import LEXICAL_SCALES, choose_lexical_scale, fit_pair_map, start_from_judgments
+from relcollab.training.judgment_start import (LEXICAL_SCALES, choose_lexical_scale, finish_from_judgments, fit_pair_map,
+                                              fit_score_map, start_from_judgments)
 from relcollab.training.learner import relevance_learner
 from test_word_pool import DIM, _dls, _mapping
 
@@ -216,16 +218,70 @@ def test_choose_lexical_scale_ranks_the_pool_when_queries_have_several_documents
         assert judgment_start_module._lexical_criterion(follows, dls) == 'ndcg'  # 3 documents per query
         assert judgment_start_module._lexical_criterion(df, dls) == 'pearson'  # (almost) one pair per query
         def qualities(pairs): return judgment_start_module._ranking_quality(learn, pairs, np.asarray(LEXICAL_SCALES),
-                                                                            pool=None, max_pool=5000, seed=0)
+                                                                            pool=df['doc'], max_pool=5000, seed=0)
         assert qualities(follows)[-1] > 0.9 > qualities(follows)[0]  # near BM25's own order: nDCG@10 near 1
-        assert choose_lexical_scale(learn, follows) > 0.1
+        assert choose_lexical_scale(learn, follows, pool=df['doc']) > 0.1
         assert qualities(against)[-1] == 0 < qualities(against).max()  # BM25 fills the top 10 with unjudged documents
-        assert choose_lexical_scale(learn, against) < 0.1
+        assert choose_lexical_scale(learn, against, pool=df['doc']) < 0.1
         assert learn.model.head.log_lexical_scale.exp().item() < 0.1
         # the same pairs by Pearson: every judged pair has the same score, nothing to tell
         assert choose_lexical_scale(learn, follows, criterion='pearson') is None
         with pytest.raises(ValueError, match="criterion='spearman'"):
             choose_lexical_scale(learn, follows, criterion='spearman')
+
+
+def test_fit_score_map_reads_the_dot_products_on_the_judgments_scale(tmp_path):
+    "Scores made by a known map of the dot products: the fit finds that map, and the order of the scores stays."
+    df, dls = _dls(tmp_path, n=120)
+    set_seed(0, reproducible=True)
+    learn = relevance_learner(dls, config=TINY, proj_sz=DIM)
+    learn.model.eval()
+    with torch_threads(1), torch.no_grad():
+        before = learn.score_pairs(df).astype(np.float64)
+        lo, hi = dls.score_scaler.lo, dls.score_scaler.hi
+        dots = torch.logit(torch.as_tensor((before - lo) / (hi - lo)).clamp(1e-6, 1 - 1e-6))
+        dots = (dots - learn.model.head.bias.item()) / learn.model.head.log_scale.exp().item()  # the model's query . doc
+        scale, bias = 7., -2.
+        wanted = lo + (hi - lo) * torch.sigmoid(scale * dots + bias).numpy()
+        assert fit_score_map(learn, df.assign(score=wanted)) == (pytest.approx(scale, rel=1e-3), pytest.approx(bias, abs=1e-3))
+        after = learn.score_pairs(df).astype(np.float64)
+        np.testing.assert_allclose(after, wanted, atol=1e-3)
+        assert spearmanr(after, before).statistic > 0.999  # the same order
+        assert fit_score_map(learn, df.assign(score=2.)) is None  # nothing to tell
+        assert fit_score_map(learn, df.assign(score=hi + lo - wanted)) is None  # only a reversed order would follow
+        assert learn.model.head.log_scale.exp().item() == pytest.approx(scale, rel=1e-3)
+        steep = lo + (hi - lo) * (dots > dots.median()).double().numpy()  # a step: the slope stops at its bound
+        scale_bound = np.exp(judgment_start_module.SLOPE_BOUNDS[1]) / float(dots.double().std())
+        assert fit_score_map(learn, df.assign(score=steep))[0] == pytest.approx(scale_bound, rel=1e-2)
+    # a model without the lexical channel: its dot products are the dense cosines
+    plain = relevance_learner(dls, config=TINY, proj_sz=DIM, lexical=False)
+    with torch_threads(1):
+        queries, _ = judgment_start_module._both_parts(plain, df['query'].tolist(), 'query')
+        docs, _ = judgment_start_module._both_parts(plain, df['doc'].tolist(), 'doc')
+        cosines = torch.as_tensor((queries * docs).sum(axis=1))
+        standard = (cosines - cosines.mean()) / cosines.std()
+        assert fit_score_map(plain, df.assign(score=lo + (hi - lo) * torch.sigmoid(2 * standard).numpy()))[0] == \
+            pytest.approx(2 / float(cosines.std()), rel=1e-2)
+
+
+def test_finish_from_judgments_chooses_the_weight_again_then_fits_the_scores(tmp_path, monkeypatch, capsys):
+    df, dls = _dls(tmp_path, n=120)
+    learn = relevance_learner(dls, config=TINY, proj_sz=DIM)
+    train, valid = df[~df['is_valid']], df[df['is_valid']]
+    calls = []
+    monkeypatch.setattr(judgment_start_module, 'choose_lexical_scale', lambda learn, pairs, **kw: calls.append(('weight', len(pairs))) or 0.01)
+    monkeypatch.setattr(judgment_start_module, 'fit_score_map', lambda learn, pairs: calls.append(('scores', len(pairs))) or (5., -1.))
+    with torch_threads(1):
+        finish_from_judgments(learn, train, valid_pairs=valid, verbose=True)
+        finish_from_judgments(learn, train, choose_lexical=False)
+        finish_from_judgments(learn, train, fit_scores=False)
+    # both on the held-out pairs when given, else on the training pairs
+    assert calls == [('weight', len(valid)), ('scores', len(valid)), ('scores', len(train)), ('weight', len(train))]
+    out = capsys.readouterr().out
+    assert "judgment finish: the lexical channel's weight is 0.01" in out
+    assert 'sigmoid(5 x query . document -1) on the score range, fitted to the validation pairs' in out
+    assert learn.model.training  # back in the mode it was in
+    assert learn.score_map_pairs == 'training'  # the last call's map: no validation pairs given
 
 
 def test_start_from_judgments_chooses_the_lexical_weight_on_the_valid_pairs(tmp_path, monkeypatch):
@@ -234,7 +290,7 @@ def test_start_from_judgments_chooses_the_lexical_weight_on_the_valid_pairs(tmp_
     learn = relevance_learner(dls, config=TINY, proj_sz=DIM, word_pool=_mapping(), pool_skip=True)
     train, valid = df[~df['is_valid']], df[df['is_valid']]
     seen = []
-    monkeypatch.setattr(judgment_start, 'choose_lexical_scale', lambda learn, pairs: seen.append(pairs) or 0.01)
+    monkeypatch.setattr(judgment_start, 'choose_lexical_scale', lambda learn, pairs, **kw: seen.append(pairs) or 0.01)
     with torch_threads(1):
         start_from_judgments(learn, train, valid_pairs=valid, steps=5)
         start_from_judgments(learn, train, steps=5)
@@ -268,7 +324,7 @@ def test_the_recipe_starts_from_the_judgments_without_a_teacher(tmp_path, monkey
     held_out, start = [], recipe.start_from_judgments
     monkeypatch.setattr(recipe, 'start_from_judgments', lambda learn, pairs, **kw: held_out.append((pairs, kw['valid_pairs'])) or start(learn, pairs, **kw))
     choices = []
-    monkeypatch.setattr(judgment_start_module, 'choose_lexical_scale', lambda learn, pairs: choices.append(len(pairs)) or 0.01)
+    monkeypatch.setattr(judgment_start_module, 'choose_lexical_scale', lambda learn, pairs, **kw: choices.append(len(pairs)) or 0.01)
     pairs = make_pairs(80, seed=2)
     with torch_threads(1):
         learn = recipe.train_relevance_model(pairs, size='tiny', lm_epochs=1, epochs=1, bs=16,
@@ -283,7 +339,10 @@ def test_the_recipe_starts_from_the_judgments_without_a_teacher(tmp_path, monkey
         assert len(fitted) + len(valid) == len(pairs)
     assert ('relcollab: judgment start done' in out) == judgment_start
     assert ("relcollab: judgment start: the lexical channel's weight beside the dense cosine is 0.01" in out) == judgment_start
-    assert choices == ([len(held_out[0][1])] if judgment_start else [])  # chosen on the validation rows
+    # chosen on the validation rows at the start, and again after training (the judgment finish), which refits the scores
+    assert choices == ([len(held_out[0][1])] * 2 if judgment_start else [])
+    assert ("relcollab: judgment finish: the lexical channel's weight is 0.01" in out) == judgment_start
+    assert ("relcollab: judgment finish: score = sigmoid(" in out) == judgment_start
     assert bool(learn.model.hparams.get('pool_map')) == judgment_start
     assert learn.model.head.doc_proj.fitted == judgment_start
     # the anchor trains with the relevance stage (weighted as asked), and is gone afterwards

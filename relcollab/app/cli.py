@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "recipe before the word pool")
     fit.add_argument('--no-lexical-choice', action='store_true',
                      help="leave the lexical channel's weight beside the dense cosine to training (from 0.1) instead of "
-                          "choosing it on the validation rows at the judgment start")
+                          "choosing it on the validation rows at the judgment start and again after training")
     fit.add_argument('--no-judgment-start', action='store_true',
                      help="do not start the dense vectors from the judgments (by default a map of the pooled word "
                           "vectors, from the teacher start's after one (--teacher), is fitted so that each training pair's "

@@ -2,6 +2,7 @@
 import time
 
 import numpy as np
+import pandas as pd
 
 from ..datasets.cranfield import cranfield_split, cranfield_triples, load_cranfield
 from ..core.metrics import pair_rmse, pair_spearman
@@ -15,7 +16,8 @@ DEMO = dict(lm_epochs=3, epochs=3, pseudo_per_doc=2, bs=32)
 
 
 def validation_report(learn, df, score_col='score', train_mean=None) -> dict:
-    """rmse (original units), Spearman, the rmse of always predicting `train_mean`, and the predictions, on `df`.
+    """rmse (original units), Spearman, the rmse of always predicting `train_mean`, the predictions, and the mean
+    prediction of each judged score (`by_score`: a Series, when the scores take at most 10 values), on `df`.
 
     >>> validation_report(learn, valid_df, train_mean=1.2)['rmse']  # doctest: +SKIP
     1.35
@@ -23,8 +25,9 @@ def validation_report(learn, df, score_col='score', train_mean=None) -> dict:
     truth = df[score_col].to_numpy(dtype=np.float64)
     predicted = learn.score_pairs(df).astype(np.float64)
     if train_mean is None: train_mean = truth.mean()
+    by_score = pd.Series(predicted).groupby(truth).mean() if len(np.unique(truth)) <= 10 else None
     return {'rmse': pair_rmse(predicted, truth), 'spearman': pair_spearman(predicted, truth),
-            'mean_rmse': pair_rmse(train_mean, truth), 'n': len(df), 'predicted': predicted}
+            'mean_rmse': pair_rmse(train_mean, truth), 'n': len(df), 'predicted': predicted, 'by_score': by_score}
 
 
 def _print_examples(df, predicted, n_queries=3, seed=0):
@@ -62,6 +65,11 @@ def run_demo(data_dir=None, lm_epochs=DEMO['lm_epochs'], epochs=DEMO['epochs'], 
         report = validation_report(learn, valid, train_mean=train['score'].mean())
     print(f"\nvalidation on unseen queries: rmse {report['rmse']:.3f} (predicting the training mean: "
           f"{report['mean_rmse']:.3f}), Spearman {report['spearman']:.3f}, {report['n']} pairs")
+    if getattr(learn, 'score_map_pairs', None) == 'validation':
+        print("(the map from dot products to scores, two numbers, was fitted to these pairs after training: the rmse is "
+              "that of a model calibrated on them; the Spearman does not depend on it)")
+    if report['by_score'] is not None:
+        print('mean prediction by judged score: ' + ', '.join(f'{score:g} -> {mean:.2f}' for score, mean in report['by_score'].items()))
     _print_examples(valid, report['predicted'])
     if out is not None:
         learn.export(out.absolute())

@@ -219,11 +219,13 @@ def check_model_file(path: Path):
                                  "`relcollab fit --pretrained` or `learn.save_pretrained`.")
 
 
-def load_model(path: Path):
+def load_model(path):
     """A pretrained directory with `load_pretrained` (no pickle), else `load_learner(path)`, on the CPU, with an
-    error that says what to do when the file is missing or foreign (the command line's way to load a model)."""
+    error that says what to do when the file is missing or foreign (the command line's way to load a model; `path`:
+    a `Path` or a string)."""
     from fastai.learner import load_learner
     from . import index  # noqa: F401  (patches learn.encode, .index, .search and .rank onto the learner)
+    path = Path(path)
     check_model_file(path)
     if path.is_dir(): return load_pretrained(path)
     try:

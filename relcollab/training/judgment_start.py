@@ -11,7 +11,9 @@ the dense cosine's Spearman from 0.567 (the pooled word vectors) to 0.731 on the
 without the anchor brought it back to 0.549; with it, 0.728. Given held-out judged pairs (the recipe's validation
 rows), the fit stops where their error is lowest: on Cranfield without a teacher after 40-50 steps, which lifted the
 dense part's nDCG@10 by 0.05-0.08; with the teacher, from the teacher start's map, SICK's dense cosine went from
-0.706 to 0.777 (README, The judgment start).
+0.706 to 0.777 (README, The judgment start). The start also chooses the lexical channel's weight beside the dense
+cosine on the validation rows (`choose_lexical_scale`) and fits the map from dot products to scores to the training
+rows (`fit_score_map`); after relevance training, `finish_from_judgments` does both again for the trained towers.
 
     >>> anchor = start_from_judgments(learn, triples[~triples.is_valid])  # doctest: +SKIP
     >>> with learn.added_cbs(anchor): fine_tune_relevance(learn)  # doctest: +SKIP
@@ -20,15 +22,18 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from fastai.layers import sigmoid_range
 
 from ..core.model import SkipProjection
 from ..core.text import numericalize_texts
 from .distill import TeacherDistillation, TeacherVectors, _key
 
-__all__ = ['ANCHOR_WEIGHT', 'LEXICAL_SCALES', 'choose_lexical_scale', 'fit_pair_map', 'start_from_judgments']
+__all__ = ['ANCHOR_WEIGHT', 'LEXICAL_SCALES', 'choose_lexical_scale', 'fit_pair_map', 'finish_from_judgments', 'fit_score_map', 'start_from_judgments']
 
 ANCHOR_WEIGHT = 10.  # the embedding term towards the start's vectors, as TEACHER_EMBEDDING_WEIGHT towards a teacher's
 LEXICAL_SCALES = tuple(float(s) for s in 10. ** np.arange(-4., 0.01, 0.25))  # 1e-4 ... 1, four per decade
+# fit_score_map's logits change by at most 20 per standard deviation of the dot products: never a step
+SLOPE_BOUNDS = (float(np.log(1e-3)), float(np.log(20.)))
 
 
 def fit_pair_map(query_features: torch.Tensor, doc_features: torch.Tensor, targets: torch.Tensor, dim: int | None = None,
@@ -101,7 +106,7 @@ def _pooled(tower, texts: list, dls) -> torch.Tensor:
 
 def start_from_judgments(learn, pairs: pd.DataFrame | None = None, embedding_weight: float = ANCHOR_WEIGHT,
                          score_weight: float = 1., valid_pairs: pd.DataFrame | None = None, verbose: bool = False,
-                         choose_lexical: bool = True, **fit_kwargs) -> TeacherDistillation | None:
+                         choose_lexical: bool = True, fit_scores: bool = True, pool=None, **fit_kwargs) -> TeacherDistillation | None:
     """Fits the dense vectors' skip map to the judged `pairs` (a frame with the learner's query, document and score
     columns, in the user's units; default: every training pair of `learn.dls`) with `fit_pair_map`, starting from the
     skip map already fitted (a teacher start's) if any, installs it in both projections, and returns the callback that
@@ -109,7 +114,10 @@ def start_from_judgments(learn, pairs: pd.DataFrame | None = None, embedding_wei
     embedding distillation and `score_weight` x Margin-MSE, see `TeacherDistillation`). With `valid_pairs` (held-out
     judged pairs, e.g. the validation rows) the fit stops where their error is lowest (`verbose=True` prints at which
     step, of how many run, and the held-out error at the start and there). With a lexical channel it then also sets
-    the channel's weight (`choose_lexical_scale`, on `valid_pairs` when given; `choose_lexical=False`: not). Needs the word pool's skip
+    the channel's weight (`choose_lexical_scale`, on `valid_pairs` when given, their queries ranking the documents of
+    `pool`, e.g. the collection, and of both frames; `choose_lexical=False`: not). Last, the
+    map from dot products to scores starts where the training pairs put it (`fit_score_map`; `fit_scores=False`:
+    not). Needs the word pool's skip
     connection (`relevance_learner(word_pool=..., pool_skip=True)`). Returns None, changing nothing, when the pairs'
     scores do not vary (nothing to fit).
 
@@ -149,11 +157,16 @@ def start_from_judgments(learn, pairs: pd.DataFrame | None = None, embedding_wei
         model.train(was_training)
     if choose_lexical and head.n_lexical:
         judged = pairs if valid_pairs is None else valid_pairs
-        scale = choose_lexical_scale(learn, judged)
+        scale = choose_lexical_scale(learn, judged, pool=_pool(pool, dls, pairs, valid_pairs))
         if verbose and scale is not None:
             how = {'ndcg': "nDCG@10 of their queries' rankings", 'pearson': "Pearson with their scores"}[_lexical_criterion(judged, dls)]
             print(f"relcollab: judgment start: the lexical channel's weight beside the dense cosine is {scale:.2g} "
                   f"(best on the {'training' if valid_pairs is None else 'validation'} pairs: {how})", flush=True)
+    if fit_scores:
+        fitted = fit_score_map(learn, pairs)
+        if verbose and fitted is not None:
+            print(f"relcollab: judgment start: score = sigmoid({fitted[0]:.3g} x query . document {fitted[1]:+.3g}) on "
+                  f"the score range, fitted to the training pairs", flush=True)
     return TeacherDistillation(anchor, embedding_weight=embedding_weight, score_weight=score_weight, always_map=False)
 
 
@@ -165,8 +178,9 @@ def choose_lexical_scale(learn, pairs: pd.DataFrame, scales=LEXICAL_SCALES, crit
     2, or scores or products that do not vary).
 
     `criterion`: 'pearson', the correlation of the pairs' products with their scores (at most `max_pairs` pairs, a
-    seeded sample); 'ndcg', how each query of `pairs` ranks the documents of `pool` (default: every document of the
-    learner's rows and of `pairs`, at most `max_pool`) by nDCG@10, its judged documents' scores as gains, averaged
+    seeded sample); 'ndcg', how each query of `pairs` ranks the documents of `pool` and its
+    own judged documents (default: the documents of `pairs`; pass the collection; at most `max_pool`, the judged
+    ones always) by nDCG@10, its judged documents' scores as gains, averaged
     over each weight and its two neighbours on the grid (45 queries are a noisy judge); 'auto' (default): 'ndcg'
     when most queries of `pairs` have several documents (a ranking task, as Cranfield's), else 'pearson' (one pair
     per query, as SICK's sentence pairs).
@@ -192,13 +206,103 @@ def choose_lexical_scale(learn, pairs: pd.DataFrame, scales=LEXICAL_SCALES, crit
     return best
 
 
+def finish_from_judgments(learn, pairs: pd.DataFrame, valid_pairs: pd.DataFrame | None = None, choose_lexical: bool = True,
+                          fit_scores: bool = True, pool=None, verbose: bool = False) -> None:
+    """After relevance training, what the judgment start set is set again for the trained towers: the lexical channel's
+    weight beside the dense cosine (`choose_lexical_scale` on `valid_pairs`, else on `pairs`, over the documents of
+    `pool` and of both frames; `choose_lexical=False`: not) and then the map from dot products to scores
+    (`fit_score_map`; `fit_scores=False`: not), on `valid_pairs` too when given: held-out pairs, as temperature
+    scaling calibrates a classifier on its validation set, because the training pairs, which the towers have learned,
+    are separated far more sharply than any unseen pair will be (on Cranfield the training pairs asked for logits
+    that change by 20 per standard deviation of the dot products, the most `SLOPE_BOUNDS` allows). The towers'
+    vectors stay as trained; so does the order of their scores.
+
+    >>> fine_tune_relevance(learn)  # doctest: +SKIP
+    >>> finish_from_judgments(learn, triples[~triples['is_valid']], valid_pairs=triples[triples['is_valid']])  # doctest: +SKIP
+    """
+    was_training = learn.model.training
+    learn.model.eval()
+    try:
+        if choose_lexical and learn.model.head.n_lexical:
+            judged = pairs if valid_pairs is None or not len(valid_pairs) else valid_pairs
+            before = learn.model.head.log_lexical_scale.exp().item()
+            scale = choose_lexical_scale(learn, judged, pool=_pool(pool, learn.dls, pairs, valid_pairs))
+            if verbose and scale is not None:
+                print(f"relcollab: judgment finish: the lexical channel's weight is {scale:.2g} (was {before:.2g})", flush=True)
+        if fit_scores:
+            held_out = valid_pairs is not None and len(valid_pairs) > 0
+            fitted = fit_score_map(learn, valid_pairs if held_out else pairs)
+            if fitted is not None: learn.score_map_pairs = 'validation' if held_out else 'training'  # for reports
+            if verbose and fitted is not None:
+                print(f"relcollab: judgment finish: score = sigmoid({fitted[0]:.3g} x query . document {fitted[1]:+.3g}) "
+                      f"on the score range, fitted to the {'validation' if held_out else 'training'} pairs", flush=True)
+    finally:
+        learn.model.train(was_training)
+
+
+def fit_score_map(learn, pairs: pd.DataFrame, max_pairs: int = 20_000, seed: int = 0) -> tuple | None:
+    """Sets the head's map from dot products to scores, score = sigmoid_range(scale x query . document + bias), to
+    the one whose scores of the judged `pairs` (at most `max_pairs`, a seeded sample) are closest to theirs (MSE,
+    L-BFGS over the two numbers), and returns `(scale, bias)`; None, changing nothing, when the pairs cannot tell
+    (fewer than 2, scores or dot products that do not vary, or dot products that fall as the scores rise). The
+    order of the model's scores stays as it was (scale > 0; the logits change by at most 20 per standard deviation of
+    the dot products, `SLOPE_BOUNDS`): only how they read on the user's scale changes.
+
+    The judgment start makes the dense cosine of a judged pair near its score on [0, 1], but the untrained map
+    (scale 1, the bias at the training mean) reads every cosine as a score near that mean, and relevance training did
+    not undo it: with BM25's term weights fixed, the demo's rmse rose from 1.063 to 1.293 (README, The lexical
+    channel).
+
+    >>> scale, bias = fit_score_map(learn, triples[~triples['is_valid']])  # doctest: +SKIP
+    """
+    head, dls = learn.model.head, learn.dls
+    if len(pairs) < 2: return None
+    if len(pairs) > max_pairs: pairs = pairs.sample(max_pairs, random_state=seed)
+    targets = _targets(pairs, dls, 'pairs').double()
+    query_dense, query_lexical = _both_parts(learn, pairs[dls.query_col].tolist(), 'query')
+    doc_dense, doc_lexical = _both_parts(learn, pairs[dls.doc_col].tolist(), 'doc')
+    dots = (query_dense * doc_dense).sum(axis=1)
+    if head.n_lexical:
+        dots = dots + np.asarray(query_lexical.multiply(doc_lexical).sum(axis=1)).ravel() * head.log_lexical_scale.exp().item()
+    if float(targets.max() - targets.min()) == 0 or np.ptp(dots) == 0: return None
+    if np.corrcoef(dots, targets.numpy())[0, 1] <= 0: return None  # a map that keeps the order cannot follow them
+    # fitted on the standardized dot products (a well-conditioned problem), then mapped back: scale > 0 keeps the order
+    mean, spread = float(dots.mean()), float(dots.std())
+    standard = torch.as_tensor((dots - mean) / spread, dtype=torch.float64)
+    log_slope = (head.log_scale.detach().double() + np.log(spread)).clone().requires_grad_()
+    intercept = (head.bias.detach().double() + head.log_scale.exp().item() * mean).clone().requires_grad_()
+    optimizer = torch.optim.LBFGS([log_slope, intercept], max_iter=500, tolerance_grad=1e-12, tolerance_change=1e-15,
+                                  line_search_fn='strong_wolfe')
+    def closure():
+        optimizer.zero_grad()
+        slope = log_slope.clamp(*SLOPE_BOUNDS).exp()
+        loss = F.mse_loss(sigmoid_range(standard * slope + intercept, *head.y_range), targets)
+        loss.backward()
+        return loss
+    optimizer.step(closure)
+    if not (torch.isfinite(log_slope).all() and torch.isfinite(intercept).all()): return None
+    scale = float(log_slope.clamp(*SLOPE_BOUNDS).exp()) / spread
+    with torch.no_grad():
+        head.log_scale.fill_(float(np.log(scale))); head.bias.fill_(float(intercept) - scale * mean)
+    return scale, float(head.bias)
+
+
+def _pool(pool, dls, *frames) -> list:
+    "The documents a query ranks when the lexical weight is chosen: `pool` (e.g. the collection) and those of the judged `frames`."
+    return list(dict.fromkeys([*(pool if pool is not None else ()),
+                               *(doc for frame in frames if frame is not None for doc in frame[dls.doc_col])]))
+
+
 def _lexical_criterion(pairs: pd.DataFrame, dls) -> str:
-    "'ndcg' when most queries of `pairs` have several documents (a ranking task), else 'pearson'."
-    return 'ndcg' if pairs.groupby(dls.query_col, sort=False).size().median() >= 2 else 'pearson'
+    "'ndcg' when most queries of `pairs` have several distinct documents (a ranking task), else 'pearson'."
+    return 'ndcg' if pairs.groupby(dls.query_col, sort=False)[dls.doc_col].nunique().median() >= 2 else 'pearson'
 
 
 def _both_parts(learn, texts: list, side: str) -> tuple:
-    "The dense vectors (n, d) and the lexical term weights (a sparse (n, vocab) matrix, without the current weight) of `texts`."
+    """The dense vectors (n, d) and the lexical term weights (a sparse (n, vocab) matrix, without the current weight;
+    None for a model without the lexical channel) of `texts`."""
+    if not learn.model.head.n_lexical:
+        return learn.encode(texts, side=side, progress=False).astype(np.float64), None
     vectors = learn.encode(texts, side=side, output='both', progress=False)
     lexical = vectors.lexical.astype(np.float64)
     if side == 'query': lexical = lexical / learn.model.head.log_lexical_scale.exp().item()  # the query side carries the weight
@@ -223,10 +327,7 @@ def _ranking_quality(learn, pairs, scales, pool, max_pool, seed, k: int = 10, **
     """Mean nDCG@`k` (linear gains: the judged scores on [0, 1]) of each query of `pairs` ranking the documents of
     `pool` by dense cosine + scale x lexical product, for each of `scales`, averaged with the grid's neighbours."""
     dls = learn.dls
-    if pool is None:
-        rows = [ds.items[dls.doc_col] for ds in (dls.train_ds, dls.valid_ds)] + [pairs[dls.doc_col]]
-        pool = pd.concat(rows, ignore_index=True)
-    pool = pd.Series(list(dict.fromkeys(pool)), dtype=object)
+    pool = pd.Series(list(dict.fromkeys([*(pool if pool is not None else ()), *pairs[dls.doc_col]])), dtype=object)
     pairs = pairs.assign(_gain=_targets(pairs, dls, 'pairs').numpy().astype(np.float64))
     gains = pairs[pairs['_gain'] > 0].groupby([dls.query_col, dls.doc_col], sort=False)['_gain'].max()
     if gains.empty: return None

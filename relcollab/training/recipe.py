@@ -11,7 +11,7 @@ from .checkpoint import checkpoint_progress, finished_lm, fit_stages, mark_lm_do
 from ..core.model import lexical_mode, relevance_config
 from ..core.data import RelevanceDataLoaders
 from .distill import distillation_callback, fit_teacher_stage, start_in_teacher_space
-from .judgment_start import ANCHOR_WEIGHT, start_from_judgments
+from .judgment_start import ANCHOR_WEIGHT, finish_from_judgments, start_from_judgments
 from .learner import RelevanceLearner, relevance_learner
 from .lm import language_model_stage
 from .pseudo import pseudo_queries
@@ -134,7 +134,11 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
     (`ANCHOR_WEIGHT`, 10; 0: no anchor), beside the teacher's own distillation when there is one
     (`relcollab.training.judgment_start.start_from_judgments`; README, The judgment start). With the lexical channel it
     also sets the channel's weight beside the dense cosine on the validation rows (`choose_lexical=True`;
-    `choose_lexical_scale`; README, The lexical channel); `choose_lexical=False` leaves it to training, from 0.1.
+    `choose_lexical_scale`; README, The lexical channel); `choose_lexical=False` leaves it to training, from 0.1. The
+    map from dot products to scores starts fitted to the training rows. After relevance training the judgment finish
+    (`finish_from_judgments`) chooses the lexical weight again for the trained towers (unless `choose_lexical=False`)
+    and refits the score map to the validation rows (held out, as temperature scaling), so that predicted scores read
+    on the judgments' scale.
 
     `self_supervised` adds a self-supervised objective on the dense vectors while the towers train
     (`relcollab.training.self_supervised.SelfSupervised`): None (off), `'crops'` (two random crops of each document),
@@ -207,7 +211,7 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
         with stage('judgment start', f'the dense vectors fitted to {len(train)} training pairs{refined}'):
             anchor = start_from_judgments(learn, train, embedding_weight=anchor_weight,
                                           valid_pairs=df[df[valid_col].astype(bool)], verbose=True,
-                                          choose_lexical=choose_lexical)
+                                          choose_lexical=choose_lexical, pool=documents)
             if anchor is None: print("relcollab: the training scores do not vary: skipped", flush=True)
             elif anchor_weight: cbs.append(anchor)  # (with a teacher, beside its distillation)
     if teacher is not None and teacher_epochs and not (resume and checkpoint_dir is not None and checkpoint_progress(checkpoint_dir) is not None):
@@ -220,7 +224,11 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
     with stage('relevance', f'{n_train} training pairs ({len(rows) - len(df)} of them pseudo-queries), {n_valid} validation '
                             f'pairs, {sum(s.epochs for s in ulmfit_stages(epochs, stage_lr))} epochs, lr {stage_lr:g}'), \
             learn.added_cbs(cbs):
-        return fine_tune_relevance(learn, epochs=epochs, lr=stage_lr, checkpoint_dir=checkpoint_dir, resume=resume)
+        fine_tune_relevance(learn, epochs=epochs, lr=stage_lr, checkpoint_dir=checkpoint_dir, resume=resume)
+    if judgment_start and word_pool is not None and anchor is not None:
+        finish_from_judgments(learn, train, valid_pairs=df[df[valid_col].astype(bool)], choose_lexical=choose_lexical,
+                              pool=documents, verbose=True)
+    return learn
 
 
 def _sources(source) -> list:
