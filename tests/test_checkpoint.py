@@ -110,7 +110,7 @@ def test_resuming_without_a_checkpoint_starts_from_the_beginning(uninterrupted, 
 
 @pytest.mark.parametrize('change, message', [
     ('schedule', r'another schedule \(epochs, lr\)'),
-    ('size', r'another model \(size, options\)'),
+    ('size', r"another model \(size, options: config \{.*'emb_sz': 16.*\} in the checkpoint, \{.*'emb_sz': 24.*\} now\)"),
     ('vocab', r'another vocabulary'),
 ])
 def test_resuming_with_other_settings_is_refused(uninterrupted, tmp_path, change, message):

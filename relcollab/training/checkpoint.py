@@ -143,7 +143,8 @@ def _check_matches(path: Path, progress: dict, learn, schedule: list):
     if 'data' in progress:  # checkpoints written before the data was recorded cannot be checked for it
         pairs.append(('other data (training or validation rows, scores or score range)', progress['data'],
                       data_fingerprint(learn.dls)))
-    differences = [name for name, saved, now in pairs if _as_json(saved) != _as_json(now)]
+    differences = [name if not isinstance(saved, dict) or not isinstance(now, dict) else _with_options(name, saved, now)
+                   for name, saved, now in pairs if _as_json(saved) != _as_json(now)]
     if differences:
         same = 'data and options' if differences[-1].startswith('other data') else 'options'
         raise CheckpointError(f"{path} was written by a run with {' and '.join(differences)}: resume with "
@@ -151,6 +152,14 @@ def _check_matches(path: Path, progress: dict, learn, schedule: list):
 
 
 def _as_json(value): return json.dumps(value, sort_keys=True, default=str)
+
+
+def _with_options(name: str, saved: dict, now: dict, most: int = 5) -> str:
+    """`name` with the options that differ, e.g. "another model (size, options: lexical True in the checkpoint,
+    'bm25' now)": a default that changed between versions then says what to pass."""
+    keys = [key for key in sorted(set(saved) | set(now)) if _as_json(saved.get(key)) != _as_json(now.get(key))]
+    shown = '; '.join(f"{key} {saved.get(key)!r} in the checkpoint, {now.get(key)!r} now" for key in keys[:most])
+    return f"{name[:-1]}: {shown}{'; ...' if len(keys) > most else ''})" if keys else name
 
 
 def _restore(learn, state: dict):
