@@ -281,10 +281,11 @@ def fit_score_map(learn, pairs: pd.DataFrame, max_pairs: int = 20_000, seed: int
         return loss
     optimizer.step(closure)
     if not (torch.isfinite(log_slope).all() and torch.isfinite(intercept).all()): return None
+    log_slope, intercept = log_slope.detach(), intercept.detach()
     scale = float(log_slope.clamp(*SLOPE_BOUNDS).exp()) / spread
     with torch.no_grad():
         head.log_scale.fill_(float(np.log(scale))); head.bias.fill_(float(intercept) - scale * mean)
-    return scale, float(head.bias)
+    return scale, float(head.bias.detach())
 
 
 def _pool(pool, dls, *frames) -> list:
