@@ -181,7 +181,7 @@ def choose_lexical_scale(learn, pairs: pd.DataFrame, scales=LEXICAL_SCALES, crit
     seeded sample); 'ndcg', how each query of `pairs` ranks the documents of `pool` and its
     own judged documents (default: the documents of `pairs`; pass the collection; at most `max_pool`, the judged
     ones always) by nDCG@10, its judged documents' scores as gains, averaged
-    over each weight and its two neighbours on the grid (45 queries are a noisy judge); 'auto' (default): 'ndcg'
+    over each weight and its two neighbours on the grid (a few dozen queries are a noisy judge); 'auto' (default): 'ndcg'
     when most queries of `pairs` have several documents (a ranking task, as Cranfield's), else 'pearson' (one pair
     per query, as SICK's sentence pairs).
 
@@ -259,11 +259,8 @@ def fit_score_map(learn, pairs: pd.DataFrame, max_pairs: int = 20_000, seed: int
     if len(pairs) < 2: return None
     if len(pairs) > max_pairs: pairs = pairs.sample(max_pairs, random_state=seed)
     targets = _targets(pairs, dls, 'pairs').double()
-    query_dense, query_lexical = _both_parts(learn, pairs[dls.query_col].tolist(), 'query')
-    doc_dense, doc_lexical = _both_parts(learn, pairs[dls.doc_col].tolist(), 'doc')
-    dots = (query_dense * doc_dense).sum(axis=1)
-    if head.n_lexical:
-        dots = dots + np.asarray(query_lexical.multiply(doc_lexical).sum(axis=1)).ravel() * head.log_lexical_scale.exp().item()
+    cosines, lexical = _pair_products(learn, pairs)
+    dots = cosines if lexical is None else cosines + lexical * head.log_lexical_scale.exp().item()
     if float(targets.max() - targets.min()) == 0 or np.ptp(dots) == 0: return None
     if np.corrcoef(dots, targets.numpy())[0, 1] <= 0: return None  # a map that keeps the order cannot follow them
     # fitted on the standardized dot products (a well-conditioned problem), then mapped back: scale > 0 keeps the order
@@ -310,15 +307,20 @@ def _both_parts(learn, texts: list, side: str) -> tuple:
     return vectors.dense.astype(np.float64), lexical
 
 
+def _pair_products(learn, pairs: pd.DataFrame) -> tuple:
+    "Each pair's dense cosine and lexical product without the current weight (None without the lexical channel)."
+    query_dense, query_lexical = _both_parts(learn, pairs[learn.dls.query_col].tolist(), 'query')
+    doc_dense, doc_lexical = _both_parts(learn, pairs[learn.dls.doc_col].tolist(), 'doc')
+    cosines = (query_dense * doc_dense).sum(axis=1)
+    return cosines, None if query_lexical is None else np.asarray(query_lexical.multiply(doc_lexical).sum(axis=1)).ravel()
+
+
 def _pair_correlation(learn, pairs, scales, max_pairs, seed, **_) -> np.ndarray | None:
     "Pearson of each pair's dense cosine + scale x lexical product with its score, for each of `scales`."
     dls = learn.dls
     if len(pairs) > max_pairs: pairs = pairs.sample(max_pairs, random_state=seed)
     targets = _targets(pairs, dls, 'pairs').numpy().astype(np.float64)
-    query_dense, query_lexical = _both_parts(learn, pairs[dls.query_col].tolist(), 'query')
-    doc_dense, doc_lexical = _both_parts(learn, pairs[dls.doc_col].tolist(), 'doc')
-    cosines = (query_dense * doc_dense).sum(axis=1)
-    lexical = np.asarray(query_lexical.multiply(doc_lexical).sum(axis=1)).ravel()
+    cosines, lexical = _pair_products(learn, pairs)
     if np.ptp(targets) == 0 or (np.ptp(cosines) == 0 and np.ptp(lexical) == 0): return None
     combined = cosines[None] + scales[:, None] * lexical[None]
     return np.array([-np.inf if np.ptp(row) == 0 else np.corrcoef(row, targets)[0, 1] for row in combined])
@@ -328,7 +330,7 @@ def _ranking_quality(learn, pairs, scales, pool, max_pool, seed, k: int = 10, **
     """Mean nDCG@`k` (linear gains: the judged scores on [0, 1]) of each query of `pairs` ranking the documents of
     `pool` by dense cosine + scale x lexical product, for each of `scales`, averaged with the grid's neighbours."""
     dls = learn.dls
-    pool = pd.Series(list(dict.fromkeys([*(pool if pool is not None else ()), *pairs[dls.doc_col]])), dtype=object)
+    pool = pd.Series(_pool(pool, dls, pairs), dtype=object)
     pairs = pairs.assign(_gain=_targets(pairs, dls, 'pairs').numpy().astype(np.float64))
     gains = pairs[pairs['_gain'] > 0].groupby([dls.query_col, dls.doc_col], sort=False)['_gain'].max()
     if gains.empty: return None
