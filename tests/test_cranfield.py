@@ -280,3 +280,15 @@ def test_triples_from_the_judged_pool_use_documents_judged_for_other_queries(cra
     assert not any((q, d) in own for q, d in zip(negatives.query_id, negatives.doc_id))
     with pytest.raises(ValueError, match="negative_pool"):
         cranfield_triples(cran, query_ids=ids, negative_pool="bm25")
+
+
+@needs_cranfield
+def test_demo_reports_on_queries_no_training_step_saw(cran):
+    "The demo's rmse is honest only if its test queries are out of every frame it trains or chooses on."
+    from relcollab.app.demo import demo_pairs
+    triples, test = demo_pairs(cran, fold=0)
+    train_ids, test_ids = cranfield_split(cran.queries, fold=0)
+    assert set(test['query_id']) == set(test_ids) and not set(triples['query_id']) & set(test_ids)
+    assert set(triples.loc[triples['is_valid'], 'query_id']) == set(train_ids[::5])
+    assert set(triples.loc[~triples['is_valid'], 'query_id']) == set(train_ids) - set(train_ids[::5])
+    assert (test['score'] > 0).any() and (test['score'] == 0).any()  # judged pairs and random unjudged ones
