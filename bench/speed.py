@@ -13,8 +13,8 @@
 - scale: exact top-10 over 1,000,000 synthetic 400-d vectors vs the memory-bandwidth bound; a faiss IVF index.
 - memory: peak RSS of `learn.encode_to_file` over 10k and 100k synthetic documents (one fresh process each).
 - teacher (only with `--sections teacher`, needs relcollab[teacher]): the student's encode throughput (the
-  default model a teacher trains: `small` AWD-LSTM towers, lexical term weights, idf-pooled embeddings, vectors
-  of the teacher's size) vs the teacher's own `encode` (`--teacher`, default all-MiniLM-L6-v2) on the same
+  default model a teacher trains: `small` AWD-LSTM towers, BM25 term weights, the idf-weighted word pool of corpus
+  vectors and the teacher's encoding of each word with its skip connection, vectors of the teacher's size) vs the teacher's own `encode` (`--teacher`, default all-MiniLM-L6-v2) on the same
   Cranfield documents and queries, fp32 both, same threads: `encode_speedup_vs_teacher`.
 
 Timings are medians of repeats that alternate between the two sides of each ratio. The models are built here
@@ -46,6 +46,7 @@ DATA = os.environ.get('RELCOLLAB_CRANFIELD', str(Path(__file__).resolve().parent
 MAX_TOKENS = 1024  # no Cranfield document is cut (the longest has about 740 tokens), as fastai cuts none
 K = 10
 WORK = Path(tempfile.mkdtemp(prefix='relcollab-speed-'))  # models and vector files; removed at exit
+TEACHER_CACHE = Path(os.environ.get('RELCOLLAB_TEACHER_CACHE', Path.home()/'.cache'/'relcollab'/'teacher'))  # as bench/cranfield.py
 atexit.register(shutil.rmtree, WORK, ignore_errors=True)
 
 
@@ -146,10 +147,14 @@ def matmul(n, dtype=torch.float32):
 # ----------------------------------------------------------------- the student against its teacher
 def teacher_section(cran, vocab, quick, teacher_name) -> dict:
     "Documents and queries per second: the distilled AWD-LSTM towers vs the sentence-transformers teacher."
+    from relcollab.training.recipe import with_teacher_words
     from relcollab.training.teacher import load_teacher
     teacher = load_teacher(teacher_name, device='cpu')
     dim = teacher.get_sentence_embedding_dimension()
-    learn = relcollab_learner(cran, vocab, proj_sz=dim, pool_embeddings='idf')
+    # the student train_relevance_model(teacher=...) builds: the word pool of corpus vectors and the teacher's encoding
+    # of each word (fixed lookups), its skip connection, BM25 term weights, dense vectors of the teacher's size
+    learn = relcollab_learner(cran, vocab, proj_sz=dim, word_pool=with_teacher_words('corpus', teacher), pool_skip=True,
+                              documents=cran.docs.text.tolist(), cache_dir=TEACHER_CACHE)
     docs = cran.docs.text.tolist()[:300 if quick else None]
     queries = cran.queries.text.tolist()
     result = {'teacher': teacher_name, 'teacher_docs': len(docs)}
