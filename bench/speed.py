@@ -152,9 +152,12 @@ def teacher_section(cran, vocab, quick, teacher_name) -> dict:
     teacher = load_teacher(teacher_name, device='cpu')
     dim = teacher.get_sentence_embedding_dimension()
     # the student train_relevance_model(teacher=...) builds: the word pool of corpus vectors and the teacher's encoding
-    # of each word (fixed lookups), its skip connection, BM25 term weights, dense vectors of the teacher's size
+    # of each word (fixed lookups), its fitted skip map, BM25 term weights, dense vectors of the teacher's size
     learn = relcollab_learner(cran, vocab, proj_sz=dim, word_pool=with_teacher_words('corpus', teacher), pool_skip=True,
                               documents=cran.docs.text.tolist(), cache_dir=TEACHER_CACHE)
+    for proj in (learn.model.head.query_proj, learn.model.head.doc_proj):  # a trained student's skip map is fitted
+        n_skip = proj.skip[1] - proj.skip[0]                                  # (teacher and judgment starts): its cost
+        proj.fit_map(torch.zeros(n_skip, dim), torch.zeros(dim))
     docs = cran.docs.text.tolist()[:300 if quick else None]
     queries = cran.queries.text.tolist()
     result = {'teacher': teacher_name, 'teacher_docs': len(docs)}

@@ -310,9 +310,11 @@ def test_start_from_judgments_does_nothing_without_varying_scores_and_needs_the_
     assert not learn.model.head.query_proj.fitted
 
 
-@pytest.mark.parametrize('judgment_start, anchor_weight', [(True, 10.), (True, 0.), (False, 10.)],
-                         ids=['start', 'start-without-anchor', 'no-start'])
-def test_the_recipe_starts_from_the_judgments_without_a_teacher(tmp_path, monkeypatch, capsys, judgment_start, anchor_weight):
+@pytest.mark.parametrize('judgment_start, anchor_weight, fit_scores', [(True, 10., True), (True, 0., True), (False, 10., True),
+                                                                      (True, 10., False)],
+                         ids=['start', 'start-without-anchor', 'no-start', 'start-without-score-map'])
+def test_the_recipe_starts_from_the_judgments_without_a_teacher(tmp_path, monkeypatch, capsys, judgment_start, anchor_weight,
+                                                                fit_scores):
     from relcollab.core.model import MODEL_SIZES
     import relcollab.training.recipe as recipe
     monkeypatch.setitem(MODEL_SIZES, 'tiny', dict(emb_sz=16, n_hid=32, n_layers=2))
@@ -329,7 +331,7 @@ def test_the_recipe_starts_from_the_judgments_without_a_teacher(tmp_path, monkey
     with torch_threads(1):
         learn = recipe.train_relevance_model(pairs, size='tiny', lm_epochs=1, epochs=1, bs=16,
                                              pseudo_per_doc=0, path=tmp_path, judgment_start=judgment_start,
-                                             anchor_weight=anchor_weight)
+                                             anchor_weight=anchor_weight, fit_scores=fit_scores)
     out = capsys.readouterr().out
     assert ("relcollab: judgment start: the validation pairs' error was lowest after step" in out) == judgment_start
     if judgment_start:  # fitted on the training rows, stopped by the validation rows (the recipe's query split)
@@ -342,7 +344,8 @@ def test_the_recipe_starts_from_the_judgments_without_a_teacher(tmp_path, monkey
     # chosen on the validation rows at the start, and again after training (the judgment finish), which refits the scores
     assert choices == ([len(held_out[0][1])] * 2 if judgment_start else [])
     assert ("relcollab: judgment finish: the lexical channel's weight is 0.01" in out) == judgment_start
-    assert ("relcollab: judgment finish: score = sigmoid(" in out) == judgment_start
+    assert ("relcollab: judgment start: score = sigmoid(" in out) == ("relcollab: judgment finish: score = sigmoid(" in out) \
+        == (judgment_start and fit_scores)
     assert bool(learn.model.hparams.get('pool_map')) == judgment_start
     assert learn.model.head.doc_proj.fitted == judgment_start
     # the anchor trains with the relevance stage (weighted as asked), and is gone afterwards

@@ -264,6 +264,8 @@ def test_fit_passes_no_lexical_and_valid_pct_to_the_recipe(tmp_path, monkeypatch
         main(['fit', str(tmp_path/'triples.csv'), '--out', str(tmp_path/'m.pkl'), '--no-lexical', '--learned-lexical'])
     assert main(['fit', str(tmp_path/'triples.csv'), '--out', str(tmp_path/'m.pkl'), '--no-lexical-choice']) == 0
     assert calls[-1]['choose_lexical'] is False and 'choose_lexical' not in calls[0]
+    assert main(['fit', str(tmp_path/'triples.csv'), '--out', str(tmp_path/'m.pkl'), '--no-score-map']) == 0
+    assert calls[-1]['fit_scores'] is False and 'fit_scores' not in calls[0]
 
 
 # ----------------------------------------------------------------- 5. resuming on other data is refused (library API)

@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument('--no-lexical-choice', action='store_true',
                      help="leave the lexical channel's weight beside the dense cosine to training (from 0.1) instead of "
                           "choosing it on the validation rows at the judgment start and again after training")
+    fit.add_argument('--no-score-map', action='store_true',
+                     help="leave the map from dot products to scores to training instead of fitting it to the training "
+                          "rows at the judgment start and to the validation rows after training (rankings do not change)")
     fit.add_argument('--no-judgment-start', action='store_true',
                      help="do not start the dense vectors from the judgments (by default a map of the pooled word "
                           "vectors, from the teacher start's after one (--teacher), is fitted so that each training pair's "
@@ -174,7 +177,8 @@ def run_fit(args):
                   word_vectors=_one_or_list(args.word_vectors), self_supervised=args.self_supervised,
                   **({'word_pool': None} if args.no_word_pool else {}),
                   **({'judgment_start': False} if args.no_judgment_start else {}),
-                  **({'choose_lexical': False} if args.no_lexical_choice else {}))
+                  **({'choose_lexical': False} if args.no_lexical_choice else {}),
+                  **({'fit_scores': False} if args.no_score_map else {}))
     if args.out is not None:
         learn.export(args.out.absolute())
         print(f"relcollab: exported the learner to {args.out}")

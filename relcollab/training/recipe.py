@@ -74,7 +74,7 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
                           pool_embeddings=None, self_supervised=None, documents=None, teacher_epochs=0,
                           teacher_per_doc=8, word_pool='auto', teacher_start=True,
                           embedding_weight=TEACHER_EMBEDDING_WEIGHT, judgment_start=True, choose_lexical=True,
-                          anchor_weight=ANCHOR_WEIGHT) -> RelevanceLearner:
+                          anchor_weight=ANCHOR_WEIGHT, fit_scores=True) -> RelevanceLearner:
     """Checks `df`, trains the LM on every query, document and `corpus` text, then the relevance model.
 
     Validation holds out `valid_pct` of the distinct queries (or uses the boolean `valid_col`). The language
@@ -138,7 +138,7 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
     map from dot products to scores starts fitted to the training rows. After relevance training the judgment finish
     (`finish_from_judgments`) chooses the lexical weight again for the trained towers (unless `choose_lexical=False`)
     and refits the score map to the validation rows (held out, as temperature scaling), so that predicted scores read
-    on the judgments' scale.
+    on the judgments' scale; `fit_scores=False` leaves the score map to training at both (it changes no ranking).
 
     `self_supervised` adds a self-supervised objective on the dense vectors while the towers train
     (`relcollab.training.self_supervised.SelfSupervised`): None (off), `'crops'` (two random crops of each document),
@@ -158,6 +158,7 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
                                   ('anchor_weight', anchor_weight, ANCHOR_WEIGHT)):
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
             raise ValueError(f"{name}={weight!r}: give a number, 0 or more (the recipe's is {default:g}).")
+    if not isinstance(fit_scores, bool): raise ValueError(f"fit_scores={fit_scores!r}: give True or False.")
     if teacher_epochs and teacher is None:
         raise ValueError(f"teacher_epochs={teacher_epochs} needs a teacher (teacher='all-MiniLM-L6-v2' or a model directory).")
     if isinstance(word_vectors, str) and word_vectors == 'auto': word_vectors = 'corpus' if pretrained is None else None
@@ -211,7 +212,7 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
         with stage('judgment start', f'the dense vectors fitted to {len(train)} training pairs{refined}'):
             anchor = start_from_judgments(learn, train, embedding_weight=anchor_weight,
                                           valid_pairs=df[df[valid_col].astype(bool)], verbose=True,
-                                          choose_lexical=choose_lexical, pool=documents)
+                                          choose_lexical=choose_lexical, fit_scores=fit_scores, pool=documents)
             if anchor is None: print("relcollab: the training scores do not vary: skipped", flush=True)
             elif anchor_weight: cbs.append(anchor)  # (with a teacher, beside its distillation)
     if teacher is not None and teacher_epochs and not (resume and checkpoint_dir is not None and checkpoint_progress(checkpoint_dir) is not None):
@@ -227,7 +228,7 @@ def train_relevance_model(df, query_col='query', doc_col='doc', score_col='score
         fine_tune_relevance(learn, epochs=epochs, lr=stage_lr, checkpoint_dir=checkpoint_dir, resume=resume)
     if judgment_start and word_pool is not None and anchor is not None:
         finish_from_judgments(learn, train, valid_pairs=df[df[valid_col].astype(bool)], choose_lexical=choose_lexical,
-                              pool=documents, verbose=True)
+                              fit_scores=fit_scores, pool=documents, verbose=True)
     return learn
 
 
