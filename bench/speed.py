@@ -14,8 +14,9 @@
 - memory: peak RSS of `learn.encode_to_file` over 10k and 100k synthetic documents (one fresh process each).
 - teacher (only with `--sections teacher`, needs relcollab[teacher]): the student's encode throughput (the
   default model a teacher trains: `small` AWD-LSTM towers, BM25 term weights, the idf-weighted word pool of corpus
-  vectors and the teacher's encoding of each word with its skip connection, vectors of the teacher's size) vs the teacher's own `encode` (`--teacher`, default all-MiniLM-L6-v2) on the same
-  Cranfield documents and queries, fp32 both, same threads: `encode_speedup_vs_teacher`.
+  vectors and the teacher's encoding of each word with its fitted skip map, vectors of the teacher's size) vs the
+  teacher's own `encode` (`--teacher`, default all-MiniLM-L6-v2) on the same Cranfield documents and queries, fp32
+  both, same threads: `encode_speedup_vs_teacher`.
 
 Timings are medians of repeats that alternate between the two sides of each ratio. The models are built here
 and untrained (the train section trains one for a few epochs): speed does not depend on the weights. torch

@@ -353,6 +353,13 @@ def test_the_recipe_starts_from_the_judgments_without_a_teacher(tmp_path, monkey
     assert not any(isinstance(cb, TeacherDistillation) for cb in learn.cbs)
 
 
+@pytest.mark.parametrize('value', ['no', 0, None])
+def test_a_bad_fit_scores_fails_before_training(value, tmp_path):
+    from relcollab.training.recipe import train_relevance_model
+    with pytest.raises(ValueError, match='fit_scores=.*give True or False'):
+        train_relevance_model(make_pairs(20, seed=1), path=tmp_path, fit_scores=value)
+
+
 @pytest.mark.parametrize('weight', [-1., 'ten', True])
 def test_a_bad_anchor_weight_fails_before_training(weight, tmp_path):
     from relcollab.training.recipe import train_relevance_model

@@ -69,10 +69,10 @@ def run_demo(data_dir=None, lm_epochs=DEMO['lm_epochs'], epochs=DEMO['epochs'], 
     print(f"relcollab demo: {data}")
     triples, test = demo_pairs(data, fold=fold)
     corpus = data.docs['text'].tolist()
-    train = triples[~triples['is_valid']]
+    train, valid = triples[~triples['is_valid']], triples[triples['is_valid']]
     print(f"training on {len(train)} pairs of {train['query_id'].nunique()} queries (judged: gain 1..4, random "
-          f"unjudged: 0); validating on {len(triples) - len(train)} pairs of {triples['query_id'].nunique() - train['query_id'].nunique()} "
-          f"other queries; testing on {len(test)} pairs of {test['query_id'].nunique()} queries held out of everything")
+          f"unjudged: 0); validating on {len(valid)} pairs of {valid['query_id'].nunique()} other queries; testing on "
+          f"{len(test)} pairs of {test['query_id'].nunique()} queries held out of everything")
     learn = train_relevance_model(triples, corpus=corpus, size='small', lm_epochs=lm_epochs, epochs=epochs,
                                   valid_col='is_valid', score_range=(0, 4), pseudo_per_doc=pseudo_per_doc, bs=bs,
                                   teacher=teacher)
