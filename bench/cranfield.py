@@ -7,7 +7,7 @@ all 1400 documents ranked per query; gain = 5 - code, unjudged = 0; nDCG@10 (gra
 (any judged document relevant), averaged over the test queries with judgments (trec_eval's convention).
 
     python bench/cranfield.py [--fold K] [--quick] [--json PATH] [--variants NAME ...] [--teacher DIR_OR_NAME]
-                              [--self-supervised crops|dropout|ict] [--lr LR] [--no-teacher-words]
+                              [--self-supervised crops|dropout|ict] [--lr LR] [--no-teacher-words] [--save-vectors DIR]
 
 `--variants` trains several relcollab recipes on one language model and prints an ablation table
 (names in VARIANTS below); the first one is the `relcollab` row. `--teacher all-MiniLM-L6-v2` (or a model
@@ -16,7 +16,9 @@ zero-shot and BM25 + teacher rows; its vectors are cached in $RELCOLLAB_TEACHER_
 ~/.cache/relcollab/teacher). `--self-supervised VIEWS` adds the self-supervised objective on the dense vectors
 (`relcollab.self_supervised`) to every variant's training; every relcollab row and fusion then names it
 (`relcollab (self-supervised crops)`, ...) and the JSON records it, so runs with and without it compare side by
-side. Lexical variants also get a row for their dense part alone. `--quick` with
+side. Lexical variants also get a row for their dense part alone, and every model a row for `HybridSearch` with its
+defaults (BM25 feedback on the query vectors, z-score fusion with BM25). `--save-vectors DIR` keeps each model's
+vectors for `bench/cranfield_fusion.py`, which compares ways of combining them with BM25. `--quick` with
 `--variants default dense-only --teacher all-MiniLM-L6-v2` took 9 minutes on an idle 2-core AMD EPYC. On 2 CPU cores `--quick` (LM 2 epochs,
 relevance 3) took 6.4 minutes, the full run with two variants about 50 (both on a machine shared with other jobs);
 alone on an idle machine, `--quick` with two variants took 7.7 minutes and the full run with two variants 16.
@@ -24,6 +26,7 @@ alone on an idle machine, `--quick` with two variants took 7.7 minutes and the f
 import argparse
 import json
 import os
+import re
 import tempfile
 import time
 import warnings
@@ -43,6 +46,7 @@ from relcollab.training.judgment_start import ANCHOR_WEIGHT, finish_from_judgmen
 from relcollab.training.teacher import load_teacher, teacher_embeddings
 from relcollab.retrieval.evaluate import evaluate_run
 from relcollab.retrieval.fusion import normalized_fusion, reciprocal_rank_fusion
+from relcollab.retrieval.hybrid import HybridSearch
 from relcollab.retrieval.index import top_k, SearchResults
 from relcollab.training.learner import relevance_learner
 from relcollab.training.lm import language_model_stage
@@ -165,6 +169,15 @@ def train_relcollab(data, fit_ids, valid_ids, lm, workdir: Path, in_batch=True, 
     return learn
 
 
+def save_vectors(folder: Path, row: str, learn, docs, valid_q, test_q):
+    "The model's vectors for the documents and both query sets, in `folder/<row as a file name>.npz`."
+    with learn.no_bar():
+        vectors = {'docs': learn.encode(docs, side='doc'), 'valid': learn.encode(valid_q, side='query'),
+                   'test': learn.encode(test_q, side='query')}
+    name = re.sub(r'[^A-Za-z0-9]+', '-', row).strip('-')
+    np.savez(folder / f'{name}.npz', dense_size=dense_size(learn), **vectors)
+
+
 def dense_size(learn) -> int:
     "How many leading dimensions of a vector are the dense (AWD-LSTM) part; the rest are lexical term weights."
     return learn.model.head.out_features - learn.model.head.n_lexical
@@ -243,6 +256,9 @@ def main(argv=None):
     parser.add_argument('--self-supervised', default=None, choices=SELF_SUPERVISED_VIEWS, metavar='VIEWS',
                         help='add the self-supervised objective on the dense vectors to every variant\'s training: '
                              'crops (Contriever), dropout (SimCSE) or ict (inverse cloze); the rows name it')
+    parser.add_argument('--save-vectors', type=Path, default=None, metavar='DIR',
+                        help="write each model's document, validation-query and test-query vectors (DIR/<row>.npz) "
+                             'and the ids (DIR/ids.json), to study fusion or feedback without retraining')
     args = parser.parse_args(argv)
     warnings.simplefilter('ignore')
     lm_epochs = args.lm_epochs or (2 if args.quick else 6)
@@ -250,6 +266,10 @@ def main(argv=None):
 
     data, (fit_ids, valid_ids, test_ids), qrels = load_fold(args.fold)
     docs, doc_ids = data.docs['text'].tolist(), data.docs['doc_id'].tolist()
+    if args.save_vectors:
+        args.save_vectors.mkdir(parents=True, exist_ok=True)
+        (args.save_vectors / 'ids.json').write_text(json.dumps({'fold': args.fold, 'doc_ids': [str(d) for d in doc_ids],
+            'valid_ids': [str(q) for q in valid_ids], 'test_ids': [str(q) for q in test_ids]}))
     text_of = data.queries.set_index('query_id')['text']
     valid_q, test_q = [text_of[q] for q in valid_ids], [text_of[q] for q in test_ids]
     table, seconds = {}, {}
@@ -270,6 +290,9 @@ def main(argv=None):
         teacher_runs = [evaluate(results_from_scores(teacher_embeddings(teacher, q, cache_dir=TEACHER_CACHE) @ teacher_docs.T,
                                                      doc_ids), ids, qrels) for q, ids in ((valid_q, valid_ids), (test_q, test_ids))]
         table['teacher zero-shot'], seconds['teacher zero-shot'] = teacher_runs[1][0], time.time() - start
+        if args.save_vectors:
+            np.savez(args.save_vectors / 'teacher-zero-shot.npz', docs=teacher_docs,
+                     **{split: teacher_embeddings(teacher, q, cache_dir=TEACHER_CACHE) for split, q in (('valid', valid_q), ('test', test_q))})
         fusions, _ = best_fusion((teacher_runs[0][1], bm25_valid), (teacher_runs[1][1], bm25_test), qrels, name='teacher')
         for fname, fmetrics in fusions.items(): table[f'bm25 + teacher {fname}'], seconds[f'bm25 + teacher {fname}'] = fmetrics, seconds['teacher zero-shot']
 
@@ -308,6 +331,7 @@ def main(argv=None):
             label = name + (', teacher' if with_teacher is not None else '') + (', word vectors' if wv else '') + ssl
             row = first_row if i == 0 else f'relcollab ({label})'
             scores = {split: relcollab_scores(learn, docs, q) for split, q in (('valid', valid_q), ('test', test_q))}
+            if args.save_vectors: save_vectors(args.save_vectors, row, learn, docs, valid_q, test_q)
             parts = [(row, None)] + ([(f'{row}: its dense part alone', dense_size(learn)),
                                       (f'{row}: its lexical part alone', slice(dense_size(learn), None))]
                                      if learn.model.head.n_lexical else [])
@@ -319,6 +343,12 @@ def main(argv=None):
                 seconds[part_row] = lm_seconds[wv] + train_seconds
                 print(f"{part_row}: test {metrics}, valid ndcg@10 {valid_metrics['ndcg@10']:.3f}, {train_seconds:.0f} s", flush=True)
                 if size is None:
+                    hybrid = HybridSearch(learn, learn.index(pd.DataFrame({'id': doc_ids, 'text': docs}), progress=False), bm25)
+                    (h_metrics, _), (h_valid, _) = (evaluate(hybrid.search(q, k=K), ids, qrels)
+                                                    for q, ids in ((test_q, test_ids), (valid_q, valid_ids)))
+                    table[f'{row}: hybrid with BM25 (HybridSearch defaults)'] = {**h_metrics, 'valid ndcg@10': h_valid['ndcg@10']}
+                    seconds[f'{row}: hybrid with BM25 (HybridSearch defaults)'] = seconds[row] + seconds['bm25']
+                    print(f"{row}: hybrid with BM25: test {h_metrics}, valid ndcg@10 {h_valid['ndcg@10']:.3f}", flush=True)
                     fusions, _ = best_fusion((valid_run, bm25_valid), (test_run, bm25_test), qrels,
                                              name=first_row if i == 0 else label)
                     for fname, fmetrics in fusions.items():

@@ -26,6 +26,7 @@ from .retrieval.bm25 import *  # noqa: F401,F403  (BM25Baseline)
 from .retrieval.encode import *  # noqa: F401,F403  (learn.encode, learn.score_vectors)
 from .retrieval.evaluate import *  # noqa: F401,F403
 from .retrieval.fusion import *  # noqa: F401,F403
+from .retrieval.hybrid import *  # noqa: F401,F403  (HybridSearch)
 from .retrieval.index import *  # noqa: F401,F403  (DocIndex, model_fingerprint, learn.index, .search, .rank)
 from .retrieval.pretrained import *  # noqa: F401,F403  (learn.save_pretrained, load_pretrained)
 from .retrieval.trec import *  # noqa: F401,F403

@@ -17,6 +17,8 @@ import pandas as pd
 import pytest
 
 from relcollab.app.benchmark import benchmark_collection
+from relcollab.retrieval.bm25 import BM25Baseline
+from relcollab.retrieval.hybrid import HybridSearch
 from relcollab.app.cli import main
 from relcollab.datasets.collection import collection_triples, load_collection
 from relcollab.datasets.docs_only import documents_triples, pseudo_queries_per_doc, read_documents
@@ -117,15 +119,15 @@ def test_fit_collection_gives_every_document_to_the_language_model(fitted, beir,
 
 # ----------------------------------------------------------------------------- benchmark
 
-def test_benchmark_prints_the_table_and_writes_three_runs(fitted, beir, capsys):
+def test_benchmark_prints_the_table_and_writes_four_runs(fitted, beir, capsys):
     folder, _ = fitted
     assert main(["benchmark", str(beir), "--model", str(folder/"model.pkl"), "--out", str(folder/"runs"),
                  "--k", str(K)]) == 0
     out = capsys.readouterr().out
     assert "split test, 10 judged queries" in out
     assert "| run | ndcg@10 | map | recall@100 | mrr@10 |" in out
-    assert sorted(p.name for p in (folder/"runs").iterdir()) == ["bm25.trec", "relcollab.trec", "rrf.trec"]
-    runs = {name: read_run(folder/"runs"/f"{name}.trec") for name in ("bm25", "relcollab", "rrf")}
+    assert sorted(p.name for p in (folder/"runs").iterdir()) == ["bm25.trec", "hybrid.trec", "relcollab.trec", "rrf.trec"]
+    runs = {name: read_run(folder/"runs"/f"{name}.trec") for name in ("bm25", "relcollab", "rrf", "hybrid")}
     test_queries = {f"q{t}2" for t in range(len(TOPICS))}
     for name, run in runs.items():
         assert set(run["qid"]) == test_queries, name
@@ -143,11 +145,16 @@ def test_benchmark_prints_the_table_and_writes_three_runs(fitted, beir, capsys):
 def test_benchmark_collection_returns_the_table_and_the_runs(model, beir):
     collection = load_collection(beir)  # both splits loaded: split= picks one
     result = benchmark_collection(model, collection, split="test", k=5)
-    assert result.table.index.tolist() == ["bm25", "relcollab", "rrf"]
+    assert result.table.index.tolist() == ["bm25", "relcollab", "rrf", "hybrid"]
     assert result.table.columns.tolist() == list(DEFAULT_METRICS)
     assert result.table.notna().all().all() and ((result.table >= 0) & (result.table <= 1)).all().all()
     assert all(set(run["qid"]) == {f"q{t}2" for t in range(len(TOPICS))} for run in result.runs.values())
     assert all(run.groupby("qid").size().max() == 5 for run in result.runs.values())
+    judged = result.runs["hybrid"].drop_duplicates("qid")["qid"].tolist()
+    texts = collection.queries.set_index("query_id").loc[judged, "text"].tolist()
+    hybrid = HybridSearch(model, model.index(collection.docs, id_col="doc_id", text_col="text"),
+                          BM25Baseline().index(collection.docs["doc_id"], collection.docs["text"]))
+    assert result.runs["hybrid"]["docid"].tolist() == hybrid.search(texts, k=5).ids.reshape(-1).tolist()
     train = benchmark_collection(model, collection, split="train", k=5)
     assert set(train.runs["bm25"]["qid"]) == {f"q{t}{v}" for t in range(len(TOPICS)) for v in (0, 1)}
 

@@ -10,7 +10,11 @@ import pytest
 from conftest import torch_threads, train_tiny
 from relcollab.app.cli import main
 from relcollab.core.bf16 import bf16_support
-from relcollab.retrieval.trec import read_qrels, read_run, write_qrels
+from relcollab.retrieval.bm25 import BM25Baseline
+from relcollab.retrieval.hybrid import HybridSearch
+from relcollab.retrieval.index import DocIndex
+from relcollab.retrieval.pretrained import load_model
+from relcollab.retrieval.trec import read_qrels, read_run, run_frame, write_qrels
 
 from test_cranfield import CRANFIELD_DIR
 
@@ -104,6 +108,33 @@ def test_search_with_an_index_from_another_model_exits_2(workdir, capsys, tmp_pa
     code, _, err = cli(capsys, 'search', workdir/'model.pkl', s/'queries.csv', '--index', tmp_path/'index',
                        '--out', tmp_path/'run.trec')
     assert code == 2 and 'another model' in err and not (tmp_path/'run.trec').exists()
+
+
+def test_hybrid_search_writes_hybrid_searchs_ranking_and_refuses_other_documents(workdir, capsys, tmp_path):
+    s = workdir/'slice'
+    assert cli(capsys, 'index', workdir/'model.pkl', s/'docs.csv', '--out', tmp_path/'index')[0] == 0
+    code, _, err = cli(capsys, 'search', workdir/'model.pkl', s/'queries.csv', '--index', tmp_path/'index', '--k', 20,
+                       '--hybrid', s/'docs.csv', '--hybrid-weight', 0.3, '--feedback-depth', 5, '--feedback-weight', 2,
+                       '--out', tmp_path/'hybrid.trec')
+    assert code == 0, err
+    docs = pd.read_csv(s/'docs.csv', dtype=str, keep_default_na=False)
+    queries = pd.read_csv(s/'queries.csv', dtype=str, keep_default_na=False)
+    learn = load_model(workdir/'model.pkl')
+    bm25 = BM25Baseline().index(docs['id'], docs['text'])
+    hybrid = HybridSearch(learn, DocIndex.load(tmp_path/'index'), bm25, weight=0.3, feedback_depth=5, feedback_weight=2)
+    expected = run_frame(queries['id'], hybrid.search(queries['text'].tolist(), k=20))
+    defaults = HybridSearch(learn, DocIndex.load(tmp_path/'index'), bm25).search(queries['text'].tolist(), k=20)
+    assert expected['docid'].tolist() != run_frame(queries['id'], defaults)['docid'].tolist()  # the options matter
+    assert read_run(tmp_path/'hybrid.trec')['docid'].tolist() == expected['docid'].tolist()
+    model_alone = learn.search(queries['text'].tolist(), DocIndex.load(tmp_path/'index'), k=20)
+    assert expected['docid'].tolist() != run_frame(queries['id'], model_alone)['docid'].tolist()  # BM25 took part
+    docs.iloc[::-1].to_csv(tmp_path/'reversed.csv', index=False)
+    code, _, err = cli(capsys, 'search', workdir/'model.pkl', s/'queries.csv', '--index', tmp_path/'index',
+                       '--hybrid', tmp_path/'reversed.csv', '--out', tmp_path/'bad.trec')
+    assert code == 2 and 'reversed.csv' in err and 'different documents' in err and not (tmp_path/'bad.trec').exists()
+    code, _, err = cli(capsys, 'search', workdir/'model.pkl', s/'queries.csv', '--index', tmp_path/'index',
+                       '--feedback-depth', 5, '--out', tmp_path/'bad.trec')
+    assert code == 2 and 'go with --hybrid' in err
 
 
 def test_bad_inputs_exit_2_with_a_message(workdir, capsys, tmp_path):

@@ -3,6 +3,7 @@
     relcollab cranfield-export --data cranfield --out cran
     relcollab index model.pkl cran/docs.csv --out cran_index
     relcollab search model.pkl cran/queries.csv --index cran_index --k 100 --out model.trec
+    relcollab search model.pkl cran/queries.csv --index cran_index --hybrid cran/docs.csv --out hybrid.trec  # + BM25
     relcollab bm25 cran/docs.csv cran/queries.csv --k 100 --out bm25.trec
     relcollab fuse model.trec bm25.trec --method rrf --out fused.trec
     relcollab evaluate model.trec bm25.trec fused.trec --qrels cran/qrels.trec
@@ -61,6 +62,15 @@ def add_retrieval_commands(commands):
     _add_run_options(search, tag='relcollab')
     add_bs(search)
     add_bf16(search)
+    search.add_argument('--hybrid', type=Path, metavar='DOCS',
+                        help='search with BM25 too (HybridSearch: BM25 feedback on the query vectors, z-score fusion): '
+                             'the documents file the index was built from (same ids, same order; --id-col/--text-col)')
+    search.add_argument('--hybrid-weight', type=float, default=None,
+                        help="with --hybrid: the model's share of the fusion, 0..1 (default: 0.7)")
+    search.add_argument('--feedback-depth', type=int, default=None,
+                        help="with --hybrid: BM25's top documents that move each query vector, 0 for none (default: 3)")
+    search.add_argument('--feedback-weight', type=float, default=None,
+                        help='with --hybrid: how far they move it (default: 1.0)')
     search.add_argument('--backend', choices=BACKENDS, default='numpy',
                         help='numpy: exact search of the dense and lexical parts (default); faiss: an exact faiss '
                              'inner-product index, for models without a lexical channel (pip install faiss-cpu)')
@@ -135,8 +145,23 @@ def run_search(args):
     try: index = DocIndex.load(args.index, backend=args.backend)
     except ValueError as error:  # e.g. --backend faiss on an index with a lexical part
         raise RelevanceDataError(f"{args.index}: {error}") from None
+    hybrid_options = {name: value for name, value in (('weight', args.hybrid_weight), ('feedback_depth', args.feedback_depth),
+                                                       ('feedback_weight', args.feedback_weight)) if value is not None}
+    if hybrid_options and args.hybrid is None:
+        raise RelevanceDataError("--hybrid-weight, --feedback-depth and --feedback-weight go with --hybrid DOCS.")
+    docs = None if args.hybrid is None else read_id_texts(args.hybrid, args.id_col, args.text_col)
     learn = load_model(args.model)
-    results = learn.search(queries[args.text_col].tolist(), index, k=args.k, bs=args.bs, bf16=args.bf16)
+    if docs is None:
+        results = learn.search(queries[args.text_col].tolist(), index, k=args.k, bs=args.bs, bf16=args.bf16)
+    else:
+        from ..retrieval.bm25 import BM25Baseline
+        from ..retrieval.hybrid import HybridSearch
+        try:
+            hybrid = HybridSearch(learn, index, BM25Baseline().index(docs[args.id_col], docs[args.text_col]), bs=args.bs,
+                                  **hybrid_options)
+        except ValueError as error:  # documents that are not the index's, a weight out of range
+            raise RelevanceDataError(f"--hybrid {args.hybrid}: {error}") from None
+        results = hybrid.search(queries[args.text_col].tolist(), k=args.k)
     write_run(run_frame(queries[args.id_col], results), args.out, tag=args.tag)
     print(f"relcollab: wrote the top {results.ids.shape[1]} documents of {len(queries)} queries to {args.out}")
 

@@ -1,0 +1,210 @@
+"""Hybrid search: a relcollab model and BM25 ranking together in one call, from the index and the texts.
+
+Two steps (measured in `bench/cranfield_fusion.py`, README "Hybrid search"):
+1. feedback: BM25's `feedback_depth` best documents for each query pull the query's dense vector toward the mean of
+   their dense vectors (Rocchio pseudo-relevance feedback, q + feedback_weight * mean; a lexical model's term weights
+   stay the query's own);
+2. fusion: the model's scores of every document and BM25's are z-scored per query (mean 0, deviation 1 over the
+   collection) and summed, `weight` on the model's and 1 - weight on BM25's.
+
+    bm25 = BM25Baseline().index(docs['id'], docs['text'])
+    hybrid = HybridSearch(learn, learn.index(docs), bm25)
+    hybrid.tune(valid_queries, qrels)              # optional: weight and feedback chosen on judged queries
+    hybrid.search(['heat transfer in slabs'], k=10).ids
+"""
+from itertools import product
+
+import numpy as np
+import pandas as pd
+
+from .bm25 import BM25Baseline
+from .encode import ENCODE_BS, as_text_list
+from .evaluate import evaluate_run
+from .index import DocIndex, SearchResults, check_fingerprint, check_k, top_k
+from .trec import run_frame
+
+__all__ = ['HybridSearch', 'hybrid_scores', 'tune_hybrid', 'rocchio', 'zscore_per_query', 'HYBRID_WEIGHT', 'FEEDBACK_DEPTH',
+           'FEEDBACK_WEIGHT']
+
+HYBRID_WEIGHT = 0.7    # the model's share of the fused z-scores
+FEEDBACK_DEPTH = 3     # BM25's top documents that move each query vector (0: no feedback)
+FEEDBACK_WEIGHT = 1.0  # how far they move it
+QUERY_CHUNK = 256      # queries scored at once (memory: chunk x documents floats)
+TUNE_WEIGHTS = tuple(float(w) for w in np.round(np.arange(0.05, 1.0, 0.05), 2))
+TUNE_DEPTHS = (0, 3, 5, 10)
+TUNE_FEEDBACK_WEIGHTS = (0.25, 0.5, 1.0, 2.0)
+
+
+def rocchio(query_vectors: np.ndarray, doc_vectors: np.ndarray, positions: np.ndarray, weight: float = FEEDBACK_WEIGHT):
+    """Each query vector plus `weight` times the mean of its documents' vectors (`positions`, (n_queries, m) rows of
+    `doc_vectors`); m = 0 leaves the queries as they are.
+
+    >>> rocchio(np.array([[1., 0.]]), np.array([[0., 1.], [0., 3.]]), np.array([[0, 1]]), weight=0.5).tolist()
+    [[1.0, 1.0]]
+    """
+    query_vectors = np.asarray(query_vectors, dtype=np.float32)
+    positions = np.asarray(positions, dtype=np.int64).reshape(len(query_vectors), -1)
+    if positions.shape[1] == 0: return query_vectors.copy()
+    return query_vectors + np.float32(weight) * np.asarray(doc_vectors, dtype=np.float32)[positions].mean(1)
+
+
+def zscore_per_query(scores: np.ndarray) -> np.ndarray:
+    """Each row (a query's scores of every document) shifted to mean 0 and scaled to deviation 1 (a row of equal
+    scores becomes zeros).
+
+    >>> zscore_per_query(np.array([[1., 3.], [2., 2.]])).tolist()
+    [[-1.0, 1.0], [0.0, 0.0]]
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    deviation = scores.std(1, keepdims=True)
+    return np.where(deviation > 1e-12, (scores - scores.mean(1, keepdims=True)) / np.maximum(deviation, 1e-12), 0.0)
+
+
+def _check_setting(weight, feedback_depth, feedback_weight) -> tuple:
+    if not 0 <= float(weight) <= 1: raise ValueError(f"weight is the model's share of the fusion, in [0, 1]; got {weight}.")
+    if int(feedback_depth) != feedback_depth or feedback_depth < 0:
+        raise ValueError(f"feedback_depth is a number of BM25's top documents (0: no feedback); got {feedback_depth}.")
+    if float(feedback_weight) < 0: raise ValueError(f"feedback_weight must be >= 0, got {feedback_weight}.")
+    return float(weight), int(feedback_depth), float(feedback_weight)
+
+
+def hybrid_scores(query_vectors, index: DocIndex, bm25_scores, weight: float = HYBRID_WEIGHT,
+                  feedback_depth: int = FEEDBACK_DEPTH, feedback_weight: float = FEEDBACK_WEIGHT, query_lexical=None):
+    """(n_queries, n_docs) hybrid scores from vectors already encoded: the dense `query_vectors` (n, index.dim) with
+    their `query_lexical` term weights for an index with a lexical part, and `bm25_scores` (n, n_docs) of the same
+    documents (`BM25Baseline.scores`). `HybridSearch` encodes and calls this.
+
+    >>> index = DocIndex(['a', 'b', 'c'], np.eye(3, dtype=np.float32))
+    >>> int(hybrid_scores(np.array([[1., 0., 0.]]), index, np.array([[0., 2., 1.]]), weight=0.7, feedback_depth=0).argmax())
+    0
+    """
+    weight, feedback_depth, feedback_weight = _check_setting(weight, feedback_depth, feedback_weight)
+    dense = np.atleast_2d(np.asarray(query_vectors, dtype=np.float32))
+    bm25_scores = np.atleast_2d(np.asarray(bm25_scores, dtype=np.float32))
+    if bm25_scores.shape != (len(dense), len(index)):
+        raise ValueError(f"bm25_scores must be shaped (queries, documents) = ({len(dense)}, {len(index)}), got {bm25_scores.shape}.")
+    if dense.shape[1] != index.dim:
+        raise ValueError(f"query vectors have {dense.shape[1]} dimensions, the index's dense vectors {index.dim}.")
+    if (query_lexical is None) != (index.lexical is None):
+        raise ValueError("pass query_lexical exactly when the index has a lexical part (learn.encode(..., output='both')).")
+    fused = np.empty(bm25_scores.shape, dtype=np.float32)
+    for start in range(0, len(dense), QUERY_CHUNK):
+        rows = slice(start, start + QUERY_CHUNK)
+        queries, lexical = dense[rows], bm25_scores[rows]
+        if feedback_depth:
+            top = np.argsort(-lexical, axis=1, kind='stable')[:, :feedback_depth]
+            matched = lexical.max(1) > 0  # a query with no word BM25 knows gets no feedback
+            queries = np.where(matched[:, None], rocchio(queries, index.vectors, top, feedback_weight), queries)
+        model = queries @ index.vectors.T
+        if query_lexical is not None: model = model + (query_lexical[rows] @ index.lexical.T).toarray()
+        fused[rows] = weight * zscore_per_query(model) + (1 - weight) * zscore_per_query(lexical)
+    return fused
+
+
+def tune_hybrid(query_ids, query_vectors, index: DocIndex, bm25_scores, qrels: pd.DataFrame, query_lexical=None,
+                weights=TUNE_WEIGHTS, feedback_depths=TUNE_DEPTHS, feedback_weights=TUNE_FEEDBACK_WEIGHTS,
+                metric: str = 'ndcg@10', k: int = 100) -> dict:
+    """The `weight`, `feedback_depth` and `feedback_weight` of `hybrid_scores` best by `metric` on judged queries
+    (`query_ids` in the order of the vectors; `qrels` with `qid, docid, gain`); ties go to the first tried (every
+    weight without feedback first). Returns them with their score.
+
+    >>> tune_hybrid(['1'], q, index, bm25.scores(['slab heating']), qrels)  # doctest: +SKIP
+    {'weight': 0.8, 'feedback_depth': 3, 'feedback_weight': 1.0, 'ndcg@10': 0.55}
+    """
+    query_ids = [str(q) for q in query_ids]
+    if not set(qrels['qid'].astype(str)) & set(query_ids):
+        raise ValueError(f"None of the {len(query_ids)} queries has a judgment in qrels (its qid column): nothing to tune on.")
+    best, best_score = None, -np.inf
+    settings = [(w, 0, 0.0) for w in weights] + [(w, m, b) for m, b, w in product(feedback_depths, feedback_weights, weights) if m]
+    for setting in settings:
+        scores = hybrid_scores(query_vectors, index, bm25_scores, *setting, query_lexical=query_lexical)
+        positions, top_scores = top_k(scores, min(int(k), len(index)))
+        run = run_frame(query_ids, SearchResults(index._id_array[positions], top_scores))
+        score = evaluate_run(run, qrels, metrics=[metric])[metric]
+        if score > best_score + 1e-12: best, best_score = setting, score
+    weight, feedback_depth, feedback_weight = _check_setting(*best)
+    return {'weight': weight, 'feedback_depth': feedback_depth, 'feedback_weight': feedback_weight, metric: best_score}
+
+
+class HybridSearch:
+    """Searches `index` (`learn.index`) with the model `learn` and `bm25` (a `BM25Baseline` indexed on the same
+    documents, same ids in the same order) together: BM25 feedback on the query vectors, then z-score fusion.
+
+    The defaults (weight 0.7, BM25's top 3, feedback weight 1) were chosen on Cranfield fold 0's validation queries;
+    on fold 1 they tie a plain fusion of the two runs (README, Hybrid search). `tune` chooses them on your judged
+    queries (on 36 validation queries it overfitted). Scores in the results are the fused z-scores.
+
+    >>> hybrid = HybridSearch(learn, learn.index(docs), BM25Baseline().index(docs['id'], docs['text']))  # doctest: +SKIP
+    >>> hybrid.search(['heat transfer in slabs'], k=5).ids.shape  # doctest: +SKIP
+    (1, 5)
+    """
+    def __init__(self, learn, index: DocIndex, bm25: BM25Baseline, weight: float = HYBRID_WEIGHT,
+                 feedback_depth: int = FEEDBACK_DEPTH, feedback_weight: float = FEEDBACK_WEIGHT, bs: int = ENCODE_BS):
+        if not isinstance(index, DocIndex): raise TypeError(f"index must be a DocIndex (learn.index(docs)), got {type(index).__name__}.")
+        check_fingerprint(learn, index)
+        if getattr(bm25, 'ids', None) is None: raise ValueError("bm25 has no documents: call bm25.index(ids, texts) first.")
+        if list(bm25.ids) != index.ids:
+            differ = next((i for i, (a, b) in enumerate(zip(bm25.ids, index.ids)) if a != b), min(len(bm25.ids), len(index)))
+            raise ValueError(f"bm25 and index hold different documents ({len(bm25.ids)} and {len(index)}; first difference "
+                             f"at position {differ}): index both from the same documents, same ids in the same order.")
+        if index.dim != learn.model.head.dense_features:
+            raise ValueError(f"this index holds {index.dim}-dimensional vectors and the model's dense part has "
+                             f"{learn.model.head.dense_features}: rebuild it with learn.index(docs).")
+        self.learn, self.index, self.bm25, self.bs = learn, index, bm25, bs
+        self.weight, self.feedback_depth, self.feedback_weight = _check_setting(weight, feedback_depth, feedback_weight)
+
+    def __repr__(self):
+        return (f"HybridSearch({len(self.index)} docs, weight {self.weight}, feedback from BM25's top "
+                f"{self.feedback_depth} with weight {self.feedback_weight})")
+
+    def _parts(self, texts: list) -> tuple:
+        "(dense query vectors, their lexical term weights or None, BM25 scores of every document)."
+        dense, lexical = self.learn.encode(texts, side='query', bs=self.bs, output='both')
+        return np.atleast_2d(dense), lexical, self.bm25.scores(texts)
+
+    def _fused(self, parts: tuple, weight: float, feedback_depth: int, feedback_weight: float) -> np.ndarray:
+        dense, lexical, bm25 = parts
+        return hybrid_scores(dense, self.index, bm25, weight, feedback_depth, feedback_weight,
+                             query_lexical=lexical if self.index.lexical is not None else None)
+
+    def scores(self, queries) -> np.ndarray:
+        "(n_queries, n_docs) fused scores of every document for each query (a string is one query)."
+        texts = as_text_list(queries)[0]
+        return self._fused(self._parts(texts), self.weight, self.feedback_depth, self.feedback_weight)
+
+    def search(self, queries, k: int = 10) -> SearchResults:
+        """The `k` best documents for each query (a string is one query): ids and fused scores shaped (n_queries, k).
+
+        >>> hybrid.search(['heat transfer in slabs'], k=3).ids  # doctest: +SKIP
+        array([['399', '485', '144']], dtype=object)
+        """
+        texts, k = as_text_list(queries)[0], check_k(k, len(self.index))
+        chunks = [top_k(self.scores(texts[start:start + QUERY_CHUNK]), k) for start in range(0, len(texts), QUERY_CHUNK)]
+        positions = np.concatenate([p for p, _ in chunks]) if chunks else np.zeros((0, k), dtype=np.int64)
+        scores = np.concatenate([v for _, v in chunks]) if chunks else np.zeros((0, k), dtype=np.float32)
+        return SearchResults(self.index._id_array[positions], scores)
+
+    def tune(self, queries, qrels: pd.DataFrame, weights=TUNE_WEIGHTS, feedback_depths=TUNE_DEPTHS,
+             feedback_weights=TUNE_FEEDBACK_WEIGHTS, metric: str = 'ndcg@10', k: int = 100) -> dict:
+        """Chooses `weight`, `feedback_depth` and `feedback_weight` by `metric` on judged `queries` ({query id: text}
+        or a DataFrame with `qid` and `text` columns; `qrels` with `qid, docid, gain`, as `read_qrels` gives), keeps
+        the best and returns them with their score (`tune_hybrid`). Use validation queries, not the ones you report on.
+
+        >>> hybrid.tune({'1': 'heat transfer in slabs'}, read_qrels('qrels.trec'))  # doctest: +SKIP
+        {'weight': 0.8, 'feedback_depth': 3, 'feedback_weight': 1.0, 'ndcg@10': 0.55}
+        """
+        if isinstance(queries, pd.DataFrame):
+            missing = [c for c in ('qid', 'text') if c not in queries.columns]
+            if missing: raise ValueError(f"queries needs columns 'qid' and 'text'; missing {missing}.")
+            queries = dict(zip(queries['qid'].astype(str), queries['text']))
+        if not isinstance(queries, dict) or not queries:
+            raise ValueError("queries must be a non-empty {query id: text} dict or a DataFrame with 'qid' and 'text'.")
+        qids = [str(q) for q in queries]
+        if not set(qrels['qid'].astype(str)) & set(qids):
+            raise ValueError(f"None of the {len(qids)} queries has a judgment in qrels (its qid column): nothing to tune on.")
+        dense, lexical, bm25 = self._parts(list(queries.values()))
+        chosen = tune_hybrid(qids, dense, self.index, bm25, qrels, query_lexical=lexical if self.index.lexical is not None else None,
+                             weights=weights, feedback_depths=feedback_depths, feedback_weights=feedback_weights,
+                             metric=metric, k=k)
+        self.weight, self.feedback_depth, self.feedback_weight = chosen['weight'], chosen['feedback_depth'], chosen['feedback_weight']
+        return chosen

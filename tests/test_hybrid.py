@@ -1,0 +1,138 @@
+"""Hybrid search (relcollab.retrieval.hybrid): BM25 feedback on the query vectors, then z-score fusion with BM25."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import make_pairs, torch_threads, train_tiny
+from relcollab.retrieval.bm25 import BM25Baseline
+from relcollab.retrieval.evaluate import evaluate_run
+from relcollab.retrieval.hybrid import HybridSearch, rocchio, zscore_per_query
+from relcollab.retrieval.index import DocIndex, IndexMismatchError
+from relcollab.retrieval.trec import run_frame
+
+QUERIES = ['wing heat', 'shock wave drag', 'mach', 'zebra']  # 'zebra': no word BM25 knows
+
+
+@pytest.fixture(autouse=True, scope='module')
+def _one_torch_thread():
+    with torch_threads(1): yield
+
+
+@pytest.fixture(scope='module')
+def docs():
+    texts = make_pairs(60, seed=5)['doc'].tolist()
+    return pd.DataFrame({'id': [f'd{i:02d}' for i in range(60)], 'text': texts})
+
+
+@pytest.fixture(scope='module')
+def parts(trained, docs):
+    "The learner, its index and a BM25 index of the same documents."
+    return trained, trained.index(docs), BM25Baseline().index(docs['id'], docs['text'])
+
+
+def by_hand(learn, docs, bm25, queries, weight, depth, beta):
+    "The hybrid scores computed from whole vectors, without HybridSearch."
+    q = learn.encode(queries, side='query')
+    d = learn.encode(docs['text'].tolist(), side='doc')
+    dense = learn.model.head.dense_features
+    lexical_scores = bm25.scores(queries)
+    for row, query_scores in enumerate(lexical_scores):
+        if depth and query_scores.max() > 0:
+            top = np.argsort(-query_scores, kind='stable')[:depth]
+            q[row, :dense] += beta * d[top, :dense].mean(0)
+    model = q @ d.T
+    z = lambda s: (s - s.mean(1, keepdims=True)) / np.where(s.std(1, keepdims=True) > 0, s.std(1, keepdims=True), 1)
+    return weight * z(model.astype(np.float64)) + (1 - weight) * z(lexical_scores.astype(np.float64))
+
+
+def test_rocchio_adds_the_mean_of_the_chosen_documents():
+    queries = np.array([[1., 0.], [0., 1.]])
+    docs = np.array([[2., 0.], [0., 4.], [2., 2.]])
+    assert rocchio(queries, docs, np.array([[1, 2], [0, 0]]), weight=0.5).tolist() == [[1.5, 1.5], [1., 1.]]
+    assert rocchio(queries, docs, np.zeros((2, 0))).tolist() == queries.tolist()
+
+
+def test_zscore_per_query_centres_and_scales_each_row():
+    scores = np.array([[1., 2., 3., 6.], [5., 5., 5., 5.]])
+    z = zscore_per_query(scores)
+    np.testing.assert_allclose(z[0].mean(), 0, atol=1e-12)
+    np.testing.assert_allclose(z[0].std(), 1)
+    assert (z[1] == 0).all()
+
+
+@pytest.mark.parametrize('weight, depth, beta', [(0.7, 3, 1.0), (0.4, 5, 0.5), (1.0, 0, 1.0)])
+def test_hybrid_scores_are_the_fused_z_scores_of_the_moved_queries(parts, docs, weight, depth, beta):
+    learn, index, bm25 = parts
+    hybrid = HybridSearch(learn, index, bm25, weight=weight, feedback_depth=depth, feedback_weight=beta)
+    np.testing.assert_allclose(hybrid.scores(QUERIES), by_hand(learn, docs, bm25, QUERIES, weight, depth, beta),
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_feedback_moves_the_ranking_except_for_a_query_bm25_cannot_read(parts):
+    learn, index, bm25 = parts
+    with_feedback = HybridSearch(learn, index, bm25, weight=1.0, feedback_depth=3, feedback_weight=2.0).scores(QUERIES)
+    without = HybridSearch(learn, index, bm25, weight=1.0, feedback_depth=0).scores(QUERIES)
+    assert not np.allclose(with_feedback[:3], without[:3], atol=1e-3)
+    np.testing.assert_allclose(with_feedback[3], without[3], atol=1e-6)
+
+
+def test_the_weights_ends_give_bm25_alone_and_the_model_alone(parts):
+    learn, index, bm25 = parts
+    only_bm25 = HybridSearch(learn, index, bm25, weight=0.0).search(QUERIES[:3], k=5)
+    assert (only_bm25.ids == bm25.search(QUERIES[:3], k=5).ids).all()
+    only_model = HybridSearch(learn, index, bm25, weight=1.0, feedback_depth=0).search(QUERIES, k=5)
+    assert (only_model.ids == learn.search(QUERIES, index, k=5).ids).all()
+
+
+def test_tune_keeps_the_setting_best_on_the_judged_queries(parts):
+    learn, index, bm25 = parts
+    queries = {'q1': 'wing heat', 'q2': 'shock wave drag', 'q3': 'mach'}
+    top = bm25.search(list(queries.values()), k=1).ids[:, 0]  # judged relevant: BM25's first document, so weight 0 wins
+    qrels = pd.DataFrame({'qid': list(queries), 'docid': top, 'gain': [1, 1, 1]})
+    grid = dict(weights=(0.0, 1.0, 0.5), feedback_depths=(0, 3), feedback_weights=(1.0,))
+    chosen = HybridSearch(learn, index, bm25).tune(queries, qrels, **grid)
+    scored = {}
+    for depth in grid['feedback_depths']:  # tune's order: every weight without feedback, then with it
+        for weight in grid['weights']:
+            hybrid = HybridSearch(learn, index, bm25, weight=weight, feedback_depth=depth, feedback_weight=1.0)
+            run = run_frame(list(queries), hybrid.search(list(queries.values()), k=60))
+            scored[(weight, depth)] = evaluate_run(run, qrels, metrics=['ndcg@10'])['ndcg@10']
+    assert max(scored.values()) == pytest.approx(1.0) and min(scored.values()) < 1
+    assert chosen == {'weight': 0.0, 'feedback_depth': 0, 'feedback_weight': 0.0, 'ndcg@10': pytest.approx(1.0)}
+    tuned = HybridSearch(learn, index, bm25)
+    tuned.tune(pd.DataFrame({'qid': list(queries), 'text': list(queries.values())}), qrels, **grid)
+    assert (tuned.weight, tuned.feedback_depth) == (0.0, 0)
+
+
+def test_bad_inputs_are_clear_errors(parts, docs, tmp_path):
+    learn, index, bm25 = parts
+    other_docs = BM25Baseline().index(docs['id'][::-1], docs['text'][::-1])
+    with pytest.raises(ValueError, match='different documents.*position 0.*same order'):
+        HybridSearch(learn, index, other_docs)
+    with pytest.raises(ValueError, match='call bm25.index'):
+        HybridSearch(learn, index, BM25Baseline())
+    with pytest.raises(ValueError, match=r"weight is the model's share.*\[0, 1\]; got 1.5"):
+        HybridSearch(learn, index, bm25, weight=1.5)
+    with pytest.raises(ValueError, match='feedback_depth.*got -1'):
+        HybridSearch(learn, index, bm25, feedback_depth=-1)
+    with pytest.raises(TypeError, match='DocIndex'):
+        HybridSearch(learn, index.vectors, bm25)
+    with torch_threads(1):
+        other = train_tiny(make_pairs(120, seed=3), tmp_path, seed=3)
+    with pytest.raises(IndexMismatchError, match='another model'):
+        HybridSearch(other, index, bm25)
+    hybrid = HybridSearch(learn, index, bm25)
+    with pytest.raises(ValueError, match='None of the 1 queries has a judgment'):
+        hybrid.tune({'q9': 'wing'}, pd.DataFrame({'qid': ['q1'], 'docid': ['d00'], 'gain': [1]}))
+    with pytest.raises(ValueError, match="missing \\['text'\\]"):
+        hybrid.tune(pd.DataFrame({'qid': ['q1']}), pd.DataFrame({'qid': ['q1'], 'docid': ['d00'], 'gain': [1]}))
+    assert (hybrid.weight, hybrid.feedback_depth) == (0.7, 3)  # a failed tune changes nothing
+
+
+def test_search_in_chunks_of_queries_gives_the_same_results(parts, monkeypatch):
+    learn, index, bm25 = parts
+    whole = HybridSearch(learn, index, bm25).search(QUERIES, k=7)
+    monkeypatch.setattr('relcollab.retrieval.hybrid.QUERY_CHUNK', 3)
+    chunked = HybridSearch(learn, index, bm25).search(QUERIES, k=7)
+    assert (chunked.ids == whole.ids).all() and np.allclose(chunked.scores, whole.scores, atol=1e-6)
+    assert chunked.ids.shape == (4, 7)
