@@ -159,8 +159,13 @@ def main(argv=None):
     parser.add_argument('--models', nargs='*', default=None, help='file stems in the folder (default: all)')
     args = parser.parse_args(argv)
     warnings.simplefilter('ignore')
-    fold = json.loads((args.folder / 'ids.json').read_text())['fold']
-    study = Study(fold)
+    saved = json.loads((args.folder / 'ids.json').read_text())
+    study = Study(saved['fold'])
+    for name, ids in (('doc_ids', study.doc_ids), ('valid_ids', study.valid_ids), ('test_ids', study.test_ids)):
+        if saved[name] != [str(i) for i in ids]:
+            raise SystemExit(f"{args.folder / 'ids.json'}: its {name} are not this Cranfield's fold {saved['fold']} "
+                             f"(another data set or split): save the vectors again with bench/cranfield.py.")
+    fold = saved['fold']
     bm25 = study.ndcg(study.bm25)
     print(f'Cranfield fold {fold}: BM25 {bm25[0]:.3f} ({bm25[1]:.3f}); nDCG@10 test (validation)\n')
     print('| model | ranking | nDCG@10 | chosen on validation |\n|---|---|---|---|')

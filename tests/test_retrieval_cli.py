@@ -131,7 +131,10 @@ def test_hybrid_search_writes_hybrid_searchs_ranking_and_refuses_other_documents
     docs.iloc[::-1].to_csv(tmp_path/'reversed.csv', index=False)
     code, _, err = cli(capsys, 'search', workdir/'model.pkl', s/'queries.csv', '--index', tmp_path/'index',
                        '--hybrid', tmp_path/'reversed.csv', '--out', tmp_path/'bad.trec')
-    assert code == 2 and 'reversed.csv' in err and 'different documents' in err and not (tmp_path/'bad.trec').exists()
+    assert code == 2 and 'reversed.csv' in err and 'first difference at row 1' in err and not (tmp_path/'bad.trec').exists()
+    code, _, err = cli(capsys, 'search', workdir/'model.pkl', s/'queries.csv', '--index', tmp_path/'index',
+                       '--hybrid', s/'docs.csv', '--hybrid-weight', 2, '--out', tmp_path/'bad.trec')
+    assert code == 2 and "weight is the model's share" in err
     code, _, err = cli(capsys, 'search', workdir/'model.pkl', s/'queries.csv', '--index', tmp_path/'index',
                        '--feedback-depth', 5, '--out', tmp_path/'bad.trec')
     assert code == 2 and 'go with --hybrid' in err

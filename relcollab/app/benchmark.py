@@ -62,7 +62,7 @@ def benchmark_collection(learn, collection: Collection, split='test', k=100, met
     bm25 = BM25Baseline().index(ids, texts)
     bm25_run = run_frame(query_ids, bm25.search(query_texts, k=k))
     fused = reciprocal_rank_fusion([bm25_run, model_run], k=rrf_k)
-    hybrid_run = run_frame(query_ids, HybridSearch(learn, index, bm25, bs=bs).search(query_texts, k=k))
+    hybrid_run = run_frame(query_ids, HybridSearch(learn, index, bm25, bs=bs, bf16=bf16).search(query_texts, k=k))
     runs = {'bm25': bm25_run, 'relcollab': model_run, 'rrf': fused[fused['rank'] <= k].reset_index(drop=True),
             'hybrid': hybrid_run}
     judged = qrels.rename(columns={'query_id': 'qid', 'doc_id': 'docid'})[['qid', 'docid', 'gain']]

@@ -122,7 +122,7 @@ def _add_benchmark(commands):
     benchmark.add_argument('--split', help='the qrels split to evaluate (default: test in a BEIR folder; a TREC-style '
                            'folder has one qrels file)')
     benchmark.add_argument('--out', type=Path, metavar='RUNS_DIR',
-                           help='write the runs there as bm25.trec, relcollab.trec and rrf.trec')
+                           help='write the runs there as bm25.trec, relcollab.trec, rrf.trec and hybrid.trec')
     benchmark.add_argument('--k', type=int, default=100, help='documents per query in each run (default: 100)')
     add_bs(benchmark)
     add_bf16(benchmark)
@@ -137,30 +137,50 @@ def run_index(args):
     print(f"relcollab: indexed {len(index)} documents (dim {index.dim}) into {args.out}")
 
 
+def _hybrid_inputs(args, index) -> tuple:
+    """`relcollab search --hybrid DOCS`: (the documents, HybridSearch's options), checked against the index; (None, {})
+    without --hybrid. Raises RelevanceDataError naming the option or the file."""
+    from ..retrieval.hybrid import check_hybrid_setting
+    options = {name: value for name, value in (('weight', args.hybrid_weight), ('feedback_depth', args.feedback_depth),
+                                                ('feedback_weight', args.feedback_weight)) if value is not None}
+    if args.hybrid is None:
+        if options: raise RelevanceDataError("--hybrid-weight, --feedback-depth and --feedback-weight go with --hybrid DOCS.")
+        return None, {}
+    if args.backend == 'faiss': raise RelevanceDataError("--hybrid scores every document exactly: leave out --backend faiss.")
+    try: check_hybrid_setting(options.get('weight', 0.7), options.get('feedback_depth', 3), options.get('feedback_weight', 1.0))
+    except ValueError as error: raise RelevanceDataError(f"--hybrid: {error}") from None
+    docs = read_id_texts(args.hybrid, args.id_col, args.text_col)
+    ids = docs[args.id_col].tolist()
+    if ids != index.ids:
+        differ = next((i for i, (a, b) in enumerate(zip(ids, index.ids)) if a != b), min(len(ids), len(index)))
+        raise RelevanceDataError(f"--hybrid {args.hybrid}: its {len(ids)} documents are not the index's {len(index)} in "
+                                 f"the same order (first difference at row {differ + 1}); pass the file the index was "
+                                 f"built from (`relcollab index`).")
+    return docs, options
+
+
 def run_search(args):
-    from ..retrieval.index import DocIndex
+    from ..retrieval.index import DocIndex, IndexMismatchError
     from ..retrieval.trec import run_frame, write_run
     check_model_file(args.model)
     queries = read_id_texts(args.queries, args.id_col, args.text_col)
     try: index = DocIndex.load(args.index, backend=args.backend)
     except ValueError as error:  # e.g. --backend faiss on an index with a lexical part
         raise RelevanceDataError(f"{args.index}: {error}") from None
-    hybrid_options = {name: value for name, value in (('weight', args.hybrid_weight), ('feedback_depth', args.feedback_depth),
-                                                       ('feedback_weight', args.feedback_weight)) if value is not None}
-    if hybrid_options and args.hybrid is None:
-        raise RelevanceDataError("--hybrid-weight, --feedback-depth and --feedback-weight go with --hybrid DOCS.")
-    docs = None if args.hybrid is None else read_id_texts(args.hybrid, args.id_col, args.text_col)
+    docs, hybrid_options = _hybrid_inputs(args, index)  # checked before the model loads
     learn = load_model(args.model)
     if docs is None:
         results = learn.search(queries[args.text_col].tolist(), index, k=args.k, bs=args.bs, bf16=args.bf16)
     else:
         from ..retrieval.bm25 import BM25Baseline
         from ..retrieval.hybrid import HybridSearch
+        bm25 = BM25Baseline().index(docs[args.id_col], docs[args.text_col])
         try:
-            hybrid = HybridSearch(learn, index, BM25Baseline().index(docs[args.id_col], docs[args.text_col]), bs=args.bs,
-                                  **hybrid_options)
-        except ValueError as error:  # documents that are not the index's, a weight out of range
-            raise RelevanceDataError(f"--hybrid {args.hybrid}: {error}") from None
+            hybrid = HybridSearch(learn, index, bm25, bs=args.bs, bf16=args.bf16, **hybrid_options)
+        except IndexMismatchError:
+            raise
+        except ValueError as error:  # e.g. an index saved before the dense and lexical parts were stored apart
+            raise RelevanceDataError(f"{args.index}: {error}") from None
         results = hybrid.search(queries[args.text_col].tolist(), k=args.k)
     write_run(run_frame(queries[args.id_col], results), args.out, tag=args.tag)
     print(f"relcollab: wrote the top {results.ids.shape[1]} documents of {len(queries)} queries to {args.out}")

@@ -20,32 +20,38 @@ import pandas as pd
 from .bm25 import BM25Baseline
 from .encode import ENCODE_BS, as_text_list
 from .evaluate import evaluate_run
-from .index import DocIndex, SearchResults, check_fingerprint, check_k, top_k
+from .index import CHUNK_CELLS, DocIndex, SearchResults, check_fingerprint, check_k, top_k
 from .trec import run_frame
 
-__all__ = ['HybridSearch', 'hybrid_scores', 'tune_hybrid', 'rocchio', 'zscore_per_query', 'HYBRID_WEIGHT', 'FEEDBACK_DEPTH',
-           'FEEDBACK_WEIGHT']
+__all__ = ['HybridSearch', 'hybrid_scores', 'tune_hybrid', 'check_hybrid_setting', 'rocchio', 'zscore_per_query',
+           'HYBRID_WEIGHT', 'FEEDBACK_DEPTH', 'FEEDBACK_WEIGHT']
 
 HYBRID_WEIGHT = 0.7    # the model's share of the fused z-scores
 FEEDBACK_DEPTH = 3     # BM25's top documents that move each query vector (0: no feedback)
 FEEDBACK_WEIGHT = 1.0  # how far they move it
-QUERY_CHUNK = 256      # queries scored at once (memory: chunk x documents floats)
+QUERY_CHUNK = 256      # queries scored at once, at most (fewer for large collections: see _chunk)
 TUNE_WEIGHTS = tuple(float(w) for w in np.round(np.arange(0.05, 1.0, 0.05), 2))
 TUNE_DEPTHS = (0, 3, 5, 10)
 TUNE_FEEDBACK_WEIGHTS = (0.25, 0.5, 1.0, 2.0)
 
 
-def rocchio(query_vectors: np.ndarray, doc_vectors: np.ndarray, positions: np.ndarray, weight: float = FEEDBACK_WEIGHT):
+def rocchio(query_vectors: np.ndarray, doc_vectors: np.ndarray, positions: np.ndarray, weight: float = FEEDBACK_WEIGHT,
+            mask=None):
     """Each query vector plus `weight` times the mean of its documents' vectors (`positions`, (n_queries, m) rows of
-    `doc_vectors`); m = 0 leaves the queries as they are.
+    `doc_vectors`). `mask` ((n_queries, m) booleans) keeps only some of them; a query with none (or m = 0) stays as it is.
 
     >>> rocchio(np.array([[1., 0.]]), np.array([[0., 1.], [0., 3.]]), np.array([[0, 1]]), weight=0.5).tolist()
     [[1.0, 1.0]]
+    >>> rocchio(np.array([[1., 0.]]), np.array([[0., 1.], [0., 3.]]), np.array([[0, 1]]), mask=np.array([[False, True]])).tolist()
+    [[1.0, 3.0]]
     """
     query_vectors = np.asarray(query_vectors, dtype=np.float32)
     positions = np.asarray(positions, dtype=np.int64).reshape(len(query_vectors), -1)
-    if positions.shape[1] == 0: return query_vectors.copy()
-    return query_vectors + np.float32(weight) * np.asarray(doc_vectors, dtype=np.float32)[positions].mean(1)
+    mask = np.ones(positions.shape, dtype=bool) if mask is None else np.asarray(mask, dtype=bool).reshape(positions.shape)
+    counts = mask.sum(1, keepdims=True)
+    if positions.shape[1] == 0 or not counts.any(): return query_vectors.copy()
+    picked = np.asarray(doc_vectors, dtype=np.float32)[positions] * mask[..., None]
+    return query_vectors + np.float32(weight) * picked.sum(1) / np.maximum(counts, 1)
 
 
 def zscore_per_query(scores: np.ndarray) -> np.ndarray:
@@ -60,44 +66,68 @@ def zscore_per_query(scores: np.ndarray) -> np.ndarray:
     return np.where(deviation > 1e-12, (scores - scores.mean(1, keepdims=True)) / np.maximum(deviation, 1e-12), 0.0)
 
 
-def _check_setting(weight, feedback_depth, feedback_weight) -> tuple:
+def check_hybrid_setting(weight, feedback_depth, feedback_weight) -> tuple:
+    """`(weight, feedback_depth, feedback_weight)` as float, int, float, or a ValueError that says what each must be.
+
+    >>> check_hybrid_setting(0.7, 3, 1)
+    (0.7, 3, 1.0)
+    """
     if not 0 <= float(weight) <= 1: raise ValueError(f"weight is the model's share of the fusion, in [0, 1]; got {weight}.")
     if int(feedback_depth) != feedback_depth or feedback_depth < 0:
         raise ValueError(f"feedback_depth is a number of BM25's top documents (0: no feedback); got {feedback_depth}.")
-    if float(feedback_weight) < 0: raise ValueError(f"feedback_weight must be >= 0, got {feedback_weight}.")
+    if not np.isfinite(float(feedback_weight)) or float(feedback_weight) < 0:
+        raise ValueError(f"feedback_weight must be a finite number >= 0, got {feedback_weight}.")
     return float(weight), int(feedback_depth), float(feedback_weight)
+
+
+def _checked_inputs(query_vectors, index: DocIndex, bm25_scores, query_lexical) -> tuple:
+    "(dense queries, lexical queries or None, BM25 scores), checked against the index."
+    if not isinstance(index, DocIndex): raise TypeError(f"index must be a DocIndex (learn.index(docs)), got {type(index).__name__}.")
+    dense, lexical = index._query_parts(query_vectors, query_lexical)  # whole vectors, dense + CSR, or SplitVectors
+    bm25_scores = np.atleast_2d(np.asarray(bm25_scores, dtype=np.float32))
+    if bm25_scores.shape != (len(dense), len(index)):
+        raise ValueError(f"bm25_scores must be shaped (queries, documents) = ({len(dense)}, {len(index)}), got {bm25_scores.shape}.")
+    return dense, lexical, bm25_scores
+
+
+def _model_scores(dense, lexical, index: DocIndex, bm25_scores, feedback_depth: int, feedback_weight: float) -> np.ndarray:
+    "The model's scores of every document after BM25 feedback (only documents BM25 scores above 0 give feedback)."
+    if feedback_depth:
+        depth = min(feedback_depth, len(index))
+        top, top_scores = top_k(bm25_scores, depth)
+        dense = rocchio(dense, index.vectors, top, feedback_weight, mask=top_scores > 0)
+    scores = dense @ index.vectors.T
+    if lexical is not None:
+        if index._postings is None: index._postings = index.lexical.T.tocsr()
+        scores = scores + (lexical @ index._postings).toarray()
+    return scores
+
+
+def _chunk(n_docs: int) -> int:
+    "Queries scored at once: at most QUERY_CHUNK, and about CHUNK_CELLS (query, document) pairs."
+    return max(1, min(QUERY_CHUNK, CHUNK_CELLS // max(n_docs, 1)))
 
 
 def hybrid_scores(query_vectors, index: DocIndex, bm25_scores, weight: float = HYBRID_WEIGHT,
                   feedback_depth: int = FEEDBACK_DEPTH, feedback_weight: float = FEEDBACK_WEIGHT, query_lexical=None):
-    """(n_queries, n_docs) hybrid scores from vectors already encoded: the dense `query_vectors` (n, index.dim) with
-    their `query_lexical` term weights for an index with a lexical part, and `bm25_scores` (n, n_docs) of the same
-    documents (`BM25Baseline.scores`). `HybridSearch` encodes and calls this.
+    """(n_queries, n_docs) hybrid scores from vectors already encoded and `bm25_scores` (n, n_docs) of the same
+    documents (`BM25Baseline.scores`). The queries are what `DocIndex.search` takes: whole vectors
+    (`learn.encode`), a `SplitVectors` (`output='both'`), or dense vectors with `query_lexical` (scipy sparse, for an
+    index with a lexical part). A query BM25 scores 0 everywhere gets no feedback; one that matches fewer documents
+    than `feedback_depth` gets feedback from those it matches. `HybridSearch` encodes and calls this.
 
     >>> index = DocIndex(['a', 'b', 'c'], np.eye(3, dtype=np.float32))
     >>> int(hybrid_scores(np.array([[1., 0., 0.]]), index, np.array([[0., 2., 1.]]), weight=0.7, feedback_depth=0).argmax())
     0
     """
-    weight, feedback_depth, feedback_weight = _check_setting(weight, feedback_depth, feedback_weight)
-    dense = np.atleast_2d(np.asarray(query_vectors, dtype=np.float32))
-    bm25_scores = np.atleast_2d(np.asarray(bm25_scores, dtype=np.float32))
-    if bm25_scores.shape != (len(dense), len(index)):
-        raise ValueError(f"bm25_scores must be shaped (queries, documents) = ({len(dense)}, {len(index)}), got {bm25_scores.shape}.")
-    if dense.shape[1] != index.dim:
-        raise ValueError(f"query vectors have {dense.shape[1]} dimensions, the index's dense vectors {index.dim}.")
-    if (query_lexical is None) != (index.lexical is None):
-        raise ValueError("pass query_lexical exactly when the index has a lexical part (learn.encode(..., output='both')).")
-    fused = np.empty(bm25_scores.shape, dtype=np.float32)
-    for start in range(0, len(dense), QUERY_CHUNK):
-        rows = slice(start, start + QUERY_CHUNK)
-        queries, lexical = dense[rows], bm25_scores[rows]
-        if feedback_depth:
-            top = np.argsort(-lexical, axis=1, kind='stable')[:, :feedback_depth]
-            matched = lexical.max(1) > 0  # a query with no word BM25 knows gets no feedback
-            queries = np.where(matched[:, None], rocchio(queries, index.vectors, top, feedback_weight), queries)
-        model = queries @ index.vectors.T
-        if query_lexical is not None: model = model + (query_lexical[rows] @ index.lexical.T).toarray()
-        fused[rows] = weight * zscore_per_query(model) + (1 - weight) * zscore_per_query(lexical)
+    weight, feedback_depth, feedback_weight = check_hybrid_setting(weight, feedback_depth, feedback_weight)
+    dense, lexical, bm25_scores = _checked_inputs(query_vectors, index, bm25_scores, query_lexical)
+    fused, step = np.empty(bm25_scores.shape, dtype=np.float32), _chunk(len(index))
+    for start in range(0, len(dense), step):
+        rows = slice(start, start + step)
+        model = _model_scores(dense[rows], None if lexical is None else lexical[rows], index, bm25_scores[rows],
+                              feedback_depth, feedback_weight)
+        fused[rows] = weight * zscore_per_query(model) + (1 - weight) * zscore_per_query(bm25_scores[rows])
     return fused
 
 
@@ -106,7 +136,7 @@ def tune_hybrid(query_ids, query_vectors, index: DocIndex, bm25_scores, qrels: p
                 metric: str = 'ndcg@10', k: int = 100) -> dict:
     """The `weight`, `feedback_depth` and `feedback_weight` of `hybrid_scores` best by `metric` on judged queries
     (`query_ids` in the order of the vectors; `qrels` with `qid, docid, gain`); ties go to the first tried (every
-    weight without feedback first). Returns them with their score.
+    weight without feedback first, in the order given). Returns them with their score.
 
     >>> tune_hybrid(['1'], q, index, bm25.scores(['slab heating']), qrels)  # doctest: +SKIP
     {'weight': 0.8, 'feedback_depth': 3, 'feedback_weight': 1.0, 'ndcg@10': 0.55}
@@ -114,21 +144,27 @@ def tune_hybrid(query_ids, query_vectors, index: DocIndex, bm25_scores, qrels: p
     query_ids = [str(q) for q in query_ids]
     if not set(qrels['qid'].astype(str)) & set(query_ids):
         raise ValueError(f"None of the {len(query_ids)} queries has a judgment in qrels (its qid column): nothing to tune on.")
+    for w in weights: check_hybrid_setting(w, 0, 0)
+    feedbacks = [(0, 0.0)] + [check_hybrid_setting(0, m, b)[1:] for m, b in product(feedback_depths, feedback_weights) if m]
+    dense, lexical, bm25_scores = _checked_inputs(query_vectors, index, bm25_scores, query_lexical)
+    if len(query_ids) != len(dense): raise ValueError(f"{len(query_ids)} query ids for {len(dense)} query vectors.")
+    lexical_z = zscore_per_query(bm25_scores)
     best, best_score = None, -np.inf
-    settings = [(w, 0, 0.0) for w in weights] + [(w, m, b) for m, b, w in product(feedback_depths, feedback_weights, weights) if m]
-    for setting in settings:
-        scores = hybrid_scores(query_vectors, index, bm25_scores, *setting, query_lexical=query_lexical)
-        positions, top_scores = top_k(scores, min(int(k), len(index)))
-        run = run_frame(query_ids, SearchResults(index._id_array[positions], top_scores))
-        score = evaluate_run(run, qrels, metrics=[metric])[metric]
-        if score > best_score + 1e-12: best, best_score = setting, score
-    weight, feedback_depth, feedback_weight = _check_setting(*best)
+    for depth, beta in feedbacks:  # the model's scores once per feedback setting, then every weight
+        model_z = zscore_per_query(_model_scores(dense, lexical, index, bm25_scores, depth, beta))
+        for weight in weights:
+            positions, top_scores = top_k(weight * model_z + (1 - weight) * lexical_z, min(int(k), len(index)))
+            run = run_frame(query_ids, SearchResults(index._id_array[positions], top_scores))
+            score = evaluate_run(run, qrels, metrics=[metric])[metric]
+            if score > best_score + 1e-12: best, best_score = (weight, depth, beta), score
+    weight, feedback_depth, feedback_weight = check_hybrid_setting(*best)
     return {'weight': weight, 'feedback_depth': feedback_depth, 'feedback_weight': feedback_weight, metric: best_score}
 
 
 class HybridSearch:
     """Searches `index` (`learn.index`) with the model `learn` and `bm25` (a `BM25Baseline` indexed on the same
     documents, same ids in the same order) together: BM25 feedback on the query vectors, then z-score fusion.
+    `bs` and `bf16` are `learn.encode`'s for the queries.
 
     The defaults (weight 0.7, BM25's top 3, feedback weight 1) were chosen on Cranfield fold 0's validation queries;
     on fold 1 they tie a plain fusion of the two runs (README, Hybrid search). `tune` chooses them on your judged
@@ -139,7 +175,9 @@ class HybridSearch:
     (1, 5)
     """
     def __init__(self, learn, index: DocIndex, bm25: BM25Baseline, weight: float = HYBRID_WEIGHT,
-                 feedback_depth: int = FEEDBACK_DEPTH, feedback_weight: float = FEEDBACK_WEIGHT, bs: int = ENCODE_BS):
+                 feedback_depth: int = FEEDBACK_DEPTH, feedback_weight: float = FEEDBACK_WEIGHT, bs: int = ENCODE_BS,
+                 bf16: bool = False):
+        self.weight, self.feedback_depth, self.feedback_weight = check_hybrid_setting(weight, feedback_depth, feedback_weight)
         if not isinstance(index, DocIndex): raise TypeError(f"index must be a DocIndex (learn.index(docs)), got {type(index).__name__}.")
         check_fingerprint(learn, index)
         if getattr(bm25, 'ids', None) is None: raise ValueError("bm25 has no documents: call bm25.index(ids, texts) first.")
@@ -149,9 +187,11 @@ class HybridSearch:
                              f"at position {differ}): index both from the same documents, same ids in the same order.")
         if index.dim != learn.model.head.dense_features:
             raise ValueError(f"this index holds {index.dim}-dimensional vectors and the model's dense part has "
-                             f"{learn.model.head.dense_features}: rebuild it with learn.index(docs).")
-        self.learn, self.index, self.bm25, self.bs = learn, index, bm25, bs
-        self.weight, self.feedback_depth, self.feedback_weight = _check_setting(weight, feedback_depth, feedback_weight)
+                             f"{learn.model.head.dense_features} (an index saved before the dense and lexical parts were "
+                             "stored apart): rebuild it with learn.index(docs) or `relcollab index`.")
+        if index.backend == 'faiss':
+            raise ValueError("HybridSearch scores every document exactly; load the index with backend='numpy'.")
+        self.learn, self.index, self.bm25, self.bs, self.bf16 = learn, index, bm25, bs, bf16
 
     def __repr__(self):
         return (f"HybridSearch({len(self.index)} docs, weight {self.weight}, feedback from BM25's top "
@@ -159,7 +199,7 @@ class HybridSearch:
 
     def _parts(self, texts: list) -> tuple:
         "(dense query vectors, their lexical term weights or None, BM25 scores of every document)."
-        dense, lexical = self.learn.encode(texts, side='query', bs=self.bs, output='both')
+        dense, lexical = self.learn.encode(texts, side='query', bs=self.bs, output='both', bf16=self.bf16)
         return np.atleast_2d(dense), lexical, self.bm25.scores(texts)
 
     def _fused(self, parts: tuple, weight: float, feedback_depth: int, feedback_weight: float) -> np.ndarray:
