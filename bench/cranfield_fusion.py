@@ -9,8 +9,8 @@ For every saved model (and the teacher, as a reference) it scores all 1400 docum
 - score fusion over the whole collection, min-max or z-score per query (weight chosen on validation);
 - reciprocal rank fusion with its k chosen on validation;
 - Rocchio pseudo-relevance feedback on the query's dense vector (q + beta * mean of the top m documents' dense vectors,
-  the top m from the model itself, from BM25 or from their equal z-score fusion; m and beta chosen on validation; a lexical model's term weights stay
-  the query's own), alone and fused with BM25.
+  the top m from the model itself, from BM25 or from their equal z-score fusion; m and beta chosen on validation; a
+  lexical model's term weights stay the query's own), alone and fused with BM25.
 Every choice is made on the fold's validation queries; the test queries are only reported. Prints a markdown table
 (nDCG@10 test, with validation in brackets); seconds, not minutes.
 """
@@ -21,13 +21,12 @@ from itertools import product
 from pathlib import Path
 
 import numpy as np
-
 from scipy import sparse
 
 from cranfield import K, best_fusion, evaluate, load_fold, results_from_scores
 from relcollab.retrieval.bm25 import BM25Baseline
-from relcollab.retrieval.hybrid import hybrid_scores, tune_hybrid
-from relcollab.retrieval.index import DocIndex
+from relcollab.retrieval.hybrid import hybrid_scores, rocchio, tune_hybrid, zscore_per_query
+from relcollab.retrieval.index import DocIndex, top_k
 
 WEIGHTS = np.round(np.arange(0.05, 1.0, 0.05), 2)
 RRF_KS = (5, 10, 20, 40, 60, 100)
@@ -40,7 +39,7 @@ def normalized(scores: np.ndarray, kind: str) -> np.ndarray:
     if kind == 'min-max':
         low, high = scores.min(1, keepdims=True), scores.max(1, keepdims=True)
         return (scores - low) / np.maximum(high - low, 1e-9)
-    return (scores - scores.mean(1, keepdims=True)) / np.maximum(scores.std(1, keepdims=True), 1e-9)
+    return zscore_per_query(scores)
 
 
 def reciprocal_ranks(scores: np.ndarray, k: int) -> np.ndarray:
@@ -55,10 +54,10 @@ def feedback(queries: np.ndarray, docs: np.ndarray, ranking_scores: np.ndarray, 
              dense: int | None = None) -> np.ndarray:
     """Rocchio: each query vector plus `beta` times the mean vector of its `depth` best documents under `ranking_scores`
     (with `dense`, only the first `dense` dimensions move: the lexical term weights stay the query's own)."""
-    top = np.argsort(-ranking_scores, axis=1, kind='stable')[:, :depth]
+    top, _ = top_k(ranking_scores, depth)
     cols = slice(None, dense)
     moved = queries.copy()
-    moved[:, cols] += beta * docs[top][:, :, cols].mean(1)
+    moved[:, cols] = rocchio(queries[:, cols], docs[:, cols], top, beta)
     return moved
 
 

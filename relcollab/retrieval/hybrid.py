@@ -219,7 +219,8 @@ class HybridSearch:
         array([['399', '485', '144']], dtype=object)
         """
         texts, k = as_text_list(queries)[0], check_k(k, len(self.index))
-        chunks = [top_k(self.scores(texts[start:start + QUERY_CHUNK]), k) for start in range(0, len(texts), QUERY_CHUNK)]
+        step = _chunk(len(self.index))  # one chunk of queries scored, encoded and ranked at a time
+        chunks = [top_k(self.scores(texts[start:start + step]), k) for start in range(0, len(texts), step)]
         positions = np.concatenate([p for p, _ in chunks]) if chunks else np.zeros((0, k), dtype=np.int64)
         scores = np.concatenate([v for _, v in chunks]) if chunks else np.zeros((0, k), dtype=np.float32)
         return SearchResults(self.index._id_array[positions], scores)
