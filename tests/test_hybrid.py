@@ -6,8 +6,8 @@ import pytest
 from conftest import make_pairs, torch_threads, train_tiny
 from relcollab.retrieval.bm25 import BM25Baseline
 from relcollab.retrieval.evaluate import evaluate_run
-from relcollab.retrieval.hybrid import HybridSearch, hybrid_scores, rocchio, zscore_per_query
-from relcollab.retrieval.index import DocIndex, IndexMismatchError
+from relcollab.retrieval.hybrid import HybridSearch, hybrid_scores, load_hybrid_parts, rocchio, zscore_per_query
+from relcollab.retrieval.index import DocIndex, IndexFileError, IndexMismatchError
 from relcollab.retrieval.trec import run_frame
 
 QUERIES = ['wing heat', 'shock wave drag', 'mach', 'zebra']  # 'zebra': no word BM25 knows
@@ -160,3 +160,40 @@ def test_hybrid_scores_take_whole_vectors_or_the_split_parts(parts, docs):
         hybrid_scores(split, index, lexical_scores[:, :10])
     with pytest.raises(ValueError, match='feedback_weight must be a finite number'):
         hybrid_scores(split, index, lexical_scores, feedback_weight=float('nan'))
+
+
+def test_save_and_load_keep_the_index_bm25_and_the_settings(parts, tmp_path):
+    learn, index, bm25 = parts
+    hybrid = HybridSearch(learn, index, bm25, weight=0.4, feedback_depth=5, feedback_weight=2.0)
+    hybrid.save(tmp_path/'hybrid')
+    loaded = HybridSearch.load(learn, tmp_path/'hybrid')
+    assert (loaded.weight, loaded.feedback_depth, loaded.feedback_weight) == (0.4, 5, 2.0)
+    np.testing.assert_array_equal(loaded.bm25.scores(QUERIES), bm25.scores(QUERIES))
+    before, after = hybrid.search(QUERIES, k=7), loaded.search(QUERIES, k=7)
+    assert (after.ids == before.ids).all() and np.allclose(after.scores, before.scores, atol=1e-6)
+    overridden = HybridSearch.load(learn, tmp_path/'hybrid', weight=0.9)
+    assert (overridden.weight, overridden.feedback_depth) == (0.9, 5)
+    index.save(tmp_path/'hybrid')  # vectors alone over the folder: its BM25 and settings described the earlier documents
+    with pytest.raises(IndexFileError, match='no BM25 index in it.*relcollab index ... --bm25'):
+        HybridSearch.load(learn, tmp_path/'hybrid')
+    assert not (tmp_path/'hybrid'/'hybrid.json').exists()
+
+
+def test_a_damaged_hybrid_folder_is_a_clear_error(parts, docs, tmp_path):
+    learn, index, bm25 = parts
+    folder = HybridSearch(learn, index, bm25).save(tmp_path/'hybrid')
+    (folder/'hybrid.json').write_text('{"weight": 3, "feedback_depth": 3, "feedback_weight": 1}')
+    with pytest.raises(IndexFileError, match=r"hybrid.json: needs weight.*share.*got 3.*Delete it"):
+        load_hybrid_parts(folder)
+    (folder/'hybrid.json').unlink()
+    assert load_hybrid_parts(folder)[2] == {}  # no settings: HybridSearch's defaults
+    BM25Baseline().index(docs['id'][::-1], docs['text'][::-1]).save(folder/'bm25')
+    with pytest.raises(IndexFileError, match='different documents.*position 0'):
+        load_hybrid_parts(folder)
+    (folder/'bm25'/'bm25.json').write_text('{"format_version": 1')
+    with pytest.raises(IndexFileError, match=r'bm25.json: not valid JSON'):
+        load_hybrid_parts(folder)
+    bm25.save(folder/'bm25')
+    (folder/'bm25'/'data.csc.index.npy').unlink()
+    with pytest.raises(IndexFileError, match="bm25s's files are missing or unreadable"):
+        load_hybrid_parts(folder)

@@ -140,6 +140,36 @@ def test_hybrid_search_writes_hybrid_searchs_ranking_and_refuses_other_documents
     assert code == 2 and 'go with --hybrid' in err
 
 
+def test_an_index_with_bm25_searches_hybrid_without_the_documents_file(workdir, capsys, tmp_path):
+    s = workdir/'slice'
+    assert cli(capsys, 'index', workdir/'model.pkl', s/'docs.csv', '--out', tmp_path/'index', '--bm25')[0] == 0
+    code, _, err = cli(capsys, 'search', workdir/'model.pkl', s/'queries.csv', '--index', tmp_path/'index', '--k', 20,
+                       '--hybrid', '--out', tmp_path/'saved.trec')
+    assert code == 0, err
+    code, _, err = cli(capsys, 'search', workdir/'model.pkl', s/'queries.csv', '--index', tmp_path/'index', '--k', 20,
+                       '--hybrid', s/'docs.csv', '--out', tmp_path/'given.trec')
+    assert code == 0, err
+    assert read_run(tmp_path/'saved.trec').equals(read_run(tmp_path/'given.trec'))
+    queries = pd.read_csv(s/'queries.csv', dtype=str, keep_default_na=False)
+    learn = load_model(workdir/'model.pkl')
+    HybridSearch.load(learn, tmp_path/'index', weight=0.3, feedback_depth=5, feedback_weight=2).save(tmp_path/'index')
+    code, _, err = cli(capsys, 'search', workdir/'model.pkl', s/'queries.csv', '--index', tmp_path/'index', '--k', 20,
+                       '--hybrid', '--out', tmp_path/'tuned.trec')  # the folder's settings (hybrid.json)
+    assert code == 0, err
+    tuned = HybridSearch.load(learn, tmp_path/'index').search(queries['text'].tolist(), k=20)
+    assert read_run(tmp_path/'tuned.trec')['docid'].tolist() == run_frame(queries['id'], tuned)['docid'].tolist()
+    assert read_run(tmp_path/'tuned.trec')['docid'].tolist() != read_run(tmp_path/'saved.trec')['docid'].tolist()
+    code, _, err = cli(capsys, 'search', workdir/'model.pkl', s/'queries.csv', '--index', tmp_path/'index', '--k', 20,
+                       '--hybrid', '--hybrid-weight', 0.7, '--feedback-depth', 3, '--feedback-weight', 1,
+                       '--out', tmp_path/'options.trec')  # options given override the folder's settings
+    assert code == 0, err
+    assert read_run(tmp_path/'options.trec').equals(read_run(tmp_path/'saved.trec'))
+    assert cli(capsys, 'index', workdir/'model.pkl', s/'docs.csv', '--out', tmp_path/'index')[0] == 0  # without --bm25
+    code, _, err = cli(capsys, 'search', workdir/'model.pkl', s/'queries.csv', '--index', tmp_path/'index',
+                       '--hybrid', '--out', tmp_path/'bad.trec')
+    assert code == 2 and 'no BM25 index in it' in err and '--hybrid DOCS' in err and not (tmp_path/'bad.trec').exists()
+
+
 def test_bad_inputs_exit_2_with_a_message(workdir, capsys, tmp_path):
     s = workdir/'slice'
     docs = pd.read_csv(s/'docs.csv', dtype=str, keep_default_na=False)

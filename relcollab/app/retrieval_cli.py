@@ -4,6 +4,8 @@
     relcollab index model.pkl cran/docs.csv --out cran_index
     relcollab search model.pkl cran/queries.csv --index cran_index --k 100 --out model.trec
     relcollab search model.pkl cran/queries.csv --index cran_index --hybrid cran/docs.csv --out hybrid.trec  # + BM25
+    relcollab index model.pkl cran/docs.csv --out cran_hybrid --bm25        # the index with BM25's in one folder,
+    relcollab search model.pkl cran/queries.csv --index cran_hybrid --hybrid --out hybrid.trec   # then no DOCS
     relcollab bm25 cran/docs.csv cran/queries.csv --k 100 --out bm25.trec
     relcollab fuse model.trec bm25.trec --method rrf --out fused.trec
     relcollab evaluate model.trec bm25.trec fused.trec --qrels cran/qrels.trec
@@ -20,6 +22,7 @@ __all__ = ['add_retrieval_commands', 'RETRIEVAL_COMMANDS', 'MODEL_HELP', 'check_
            'markdown_table', 'load_split']
 
 METHODS = ('rrf', 'wsum')
+INDEX_BM25 = Path('')  # `--hybrid` without DOCS: the BM25 index saved in the index folder
 
 
 def read_id_texts(path: Path, id_col: str, text_col: str):
@@ -52,6 +55,8 @@ def add_retrieval_commands(commands):
     add_model(index)
     add_id_text_file(index, 'docs')
     index.add_argument('--out', type=Path, required=True, help='index directory to write')
+    index.add_argument('--bm25', action='store_true',
+                       help='index the documents with BM25 too, into OUT/bm25, for `relcollab search --hybrid` without DOCS')
     add_bs(index)
     add_bf16(index)
     add_id_text_columns(index)
@@ -62,15 +67,18 @@ def add_retrieval_commands(commands):
     _add_run_options(search, tag='relcollab')
     add_bs(search)
     add_bf16(search)
-    search.add_argument('--hybrid', type=Path, metavar='DOCS',
+    search.add_argument('--hybrid', type=Path, metavar='DOCS', nargs='?', const=INDEX_BM25,
                         help='search with BM25 too (HybridSearch: BM25 feedback on the query vectors, z-score fusion): '
-                             'the documents file the index was built from (same ids, same order; --id-col/--text-col)')
+                             'the documents file the index was built from (same ids, same order; --id-col/--text-col), '
+                             'or nothing for the BM25 index in the index folder (`relcollab index --bm25`, HybridSearch.save)')
     search.add_argument('--hybrid-weight', type=float, default=None,
-                        help="with --hybrid: the model's share of the fusion, 0..1 (default: 0.7)")
+                        help="with --hybrid: the model's share of the fusion, 0..1 (default: the index folder's "
+                             "hybrid.json, else 0.7)")
     search.add_argument('--feedback-depth', type=int, default=None,
-                        help="with --hybrid: BM25's top documents that move each query vector, 0 for none (default: 3)")
+                        help="with --hybrid: BM25's top documents that move each query vector, 0 for none (default: "
+                             "hybrid.json's, else 3)")
     search.add_argument('--feedback-weight', type=float, default=None,
-                        help='with --hybrid: how far they move it (default: 1.0)')
+                        help="with --hybrid: how far they move it (default: hybrid.json's, else 1.0)")
     search.add_argument('--backend', choices=BACKENDS, default='numpy',
                         help='numpy: exact search of the dense and lexical parts (default); faiss: an exact faiss '
                              'inner-product index, for models without a lexical channel (pip install faiss-cpu)')
@@ -133,22 +141,36 @@ def run_index(args):
     docs = read_id_texts(args.docs, args.id_col, args.text_col)
     learn = load_model(args.model)
     index = learn.index(docs, args.id_col, args.text_col, bs=args.bs, source=str(args.docs), bf16=args.bf16)
-    index.save(args.out)
-    print(f"relcollab: indexed {len(index)} documents (dim {index.dim}) into {args.out}")
+    if args.bm25:
+        from ..retrieval.bm25 import BM25Baseline
+        from ..retrieval.hybrid import save_hybrid_parts
+        save_hybrid_parts(args.out, index, BM25Baseline().index(docs[args.id_col], docs[args.text_col]))
+    else:
+        index.save(args.out)
+    print(f"relcollab: indexed {len(index)} documents (dim {index.dim}) {'and BM25 ' if args.bm25 else ''}into {args.out}")
 
 
 def _hybrid_inputs(args, index) -> tuple:
-    """`relcollab search --hybrid DOCS`: (the documents, HybridSearch's options), checked against the index; (None, {})
-    without --hybrid. Raises RelevanceDataError naming the option or the file."""
-    from ..retrieval.hybrid import check_hybrid_setting
+    """`relcollab search --hybrid [DOCS]`: (BM25 over the index's documents, HybridSearch's options), checked against
+    the index; (None, {}) without --hybrid. Without DOCS, BM25 and the settings come from the index folder (options
+    given override its settings). Raises RelevanceDataError naming the option or the file."""
+    from ..retrieval.bm25 import BM25Baseline
+    from ..retrieval.hybrid import FEEDBACK_DEPTH, FEEDBACK_WEIGHT, HYBRID_WEIGHT, check_hybrid_setting, load_hybrid_parts
     options = {name: value for name, value in (('weight', args.hybrid_weight), ('feedback_depth', args.feedback_depth),
                                                 ('feedback_weight', args.feedback_weight)) if value is not None}
     if args.hybrid is None:
-        if options: raise RelevanceDataError("--hybrid-weight, --feedback-depth and --feedback-weight go with --hybrid DOCS.")
+        if options: raise RelevanceDataError("--hybrid-weight, --feedback-depth and --feedback-weight go with --hybrid.")
         return None, {}
     if args.backend == 'faiss': raise RelevanceDataError("--hybrid scores every document exactly: leave out --backend faiss.")
-    try: check_hybrid_setting(options.get('weight', 0.7), options.get('feedback_depth', 3), options.get('feedback_weight', 1.0))
+    saved = {}
+    if args.hybrid == INDEX_BM25:
+        try: _, bm25, saved = load_hybrid_parts(args.index, index=index)
+        except ValueError as error: raise RelevanceDataError(f"--hybrid: {error}") from None
+    options = {**saved, **options}
+    try: check_hybrid_setting(options.get('weight', HYBRID_WEIGHT), options.get('feedback_depth', FEEDBACK_DEPTH),
+                              options.get('feedback_weight', FEEDBACK_WEIGHT))
     except ValueError as error: raise RelevanceDataError(f"--hybrid: {error}") from None
+    if args.hybrid == INDEX_BM25: return bm25, options
     docs = read_id_texts(args.hybrid, args.id_col, args.text_col)
     ids = docs[args.id_col].tolist()
     if ids != index.ids:
@@ -156,7 +178,7 @@ def _hybrid_inputs(args, index) -> tuple:
         raise RelevanceDataError(f"--hybrid {args.hybrid}: its {len(ids)} documents are not the index's {len(index)} in "
                                  f"the same order (first difference at row {differ + 1}); pass the file the index was "
                                  f"built from (`relcollab index`).")
-    return docs, options
+    return BM25Baseline().index(docs[args.id_col], docs[args.text_col]), options
 
 
 def run_search(args):
@@ -167,14 +189,12 @@ def run_search(args):
     try: index = DocIndex.load(args.index, backend=args.backend)
     except ValueError as error:  # e.g. --backend faiss on an index with a lexical part
         raise RelevanceDataError(f"{args.index}: {error}") from None
-    docs, hybrid_options = _hybrid_inputs(args, index)  # checked before the model loads
+    bm25, hybrid_options = _hybrid_inputs(args, index)  # checked before the model loads
     learn = load_model(args.model)
-    if docs is None:
+    if bm25 is None:
         results = learn.search(queries[args.text_col].tolist(), index, k=args.k, bs=args.bs, bf16=args.bf16)
     else:
-        from ..retrieval.bm25 import BM25Baseline
         from ..retrieval.hybrid import HybridSearch
-        bm25 = BM25Baseline().index(docs[args.id_col], docs[args.text_col])
         try:
             hybrid = HybridSearch(learn, index, bm25, bs=args.bs, bf16=args.bf16, **hybrid_options)
         except IndexMismatchError:

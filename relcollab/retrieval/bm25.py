@@ -2,13 +2,24 @@
 
     bm25 = BM25Baseline().index(docs['id'], docs['text'])
     results = bm25.search(queries['text'].tolist(), k=100)     # SearchResults(ids, scores), (n_queries, k)
+    bm25.save('cran_bm25'); bm25 = BM25Baseline.load('cran_bm25')
+
+On disk: bm25s's own files (its term-score matrix as .npy arrays, vocabulary and parameters as JSON, no pickle)
+and `bm25.json` (relcollab's: the document ids, the stemmer's language, a format version).
 """
+import json
+from pathlib import Path
+
 import numpy as np
 
+from ..core.atomic import read_json
 from .encode import as_text_list
-from .index import SearchResults, check_doc_ids, check_k, top_k
+from .index import IndexFileError, SearchResults, check_doc_ids, check_k, top_k
 
-__all__ = ['BM25Baseline']
+__all__ = ['BM25Baseline', 'BM25_FILE', 'BM25_FORMAT_VERSION']
+
+BM25_FILE = 'bm25.json'
+BM25_FORMAT_VERSION = 1
 
 
 class BM25Baseline:
@@ -25,8 +36,12 @@ class BM25Baseline:
         import bm25s
         import Stemmer
         self.retriever = bm25s.BM25(k1=k1, b=b, method=method)
-        self.stemmer = Stemmer.Stemmer(stemmer)
+        self.stemmer, self.language = Stemmer.Stemmer(stemmer), stemmer
         self.ids = None
+
+    def __repr__(self):
+        count = 'not indexed' if self.ids is None else f'{len(self.ids)} docs'
+        return f"BM25Baseline({count}, k1 {self.retriever.k1}, b {self.retriever.b}, {self.retriever.method}, {self.language} stems)"
 
     def tokenize(self, texts: list) -> list:
         "Each text as a list of stemmed words, stopwords removed."
@@ -63,3 +78,45 @@ class BM25Baseline:
         positions = np.concatenate([positions for positions, _ in chunks])
         scores = np.concatenate([values for _, values in chunks]).astype(np.float32)
         return SearchResults(self.ids[positions], scores)
+
+    def save(self, path) -> Path:
+        """Writes the index into directory `path` (created if needed): bm25s's files and bm25.json. Returns `path`.
+
+        >>> BM25Baseline().index(['a', 'b'], ['heat transfer in slabs', 'wing flutter']).save(tmp_path / 'bm25')  # doctest: +SKIP
+        """
+        if self.ids is None: raise RuntimeError("Nothing to save: call .index(ids, texts) first.")
+        path = Path(path)
+        self.retriever.save(path, show_progress=False)
+        meta = {'format_version': BM25_FORMAT_VERSION, 'count': len(self.ids), 'stemmer': self.language,
+                'ids': [str(i) for i in self.ids]}
+        (path/BM25_FILE).write_text(json.dumps(meta), encoding='utf-8')
+        return path
+
+    @classmethod
+    def load(cls, path) -> 'BM25Baseline':
+        """Reads an index written by `save` (no pickle); a missing or damaged file raises `IndexFileError` naming it.
+
+        >>> BM25Baseline.load('cran_bm25').search(['slab heating'], k=1).ids  # doctest: +SKIP
+        array([['a']], dtype=object)
+        """
+        import bm25s
+        path = Path(path)
+        meta = read_json(path/BM25_FILE, IndexFileError, missing=f"; is {path} a directory written by BM25Baseline.save?",
+                         corrupt='. Index the documents again.')
+        if not isinstance(meta, dict) or not {'format_version', 'count', 'stemmer', 'ids'} <= set(meta):
+            raise IndexFileError(f"{path/BM25_FILE}: needs format_version, count, stemmer and ids. Index the documents again.")
+        if meta['format_version'] > BM25_FORMAT_VERSION:
+            raise IndexFileError(f"{path/BM25_FILE}: format version {meta['format_version']} was written by a newer "
+                                 f"relcollab (this one reads up to {BM25_FORMAT_VERSION}). Upgrade relcollab or index again.")
+        if not isinstance(meta['ids'], list) or len(meta['ids']) != meta['count']:
+            raise IndexFileError(f"{path/BM25_FILE}: expected {meta['count']} ids. Index the documents again.")
+        try:
+            retriever = bm25s.BM25.load(path, show_progress=False)
+        except (OSError, ValueError, EOFError, KeyError) as error:
+            raise IndexFileError(f"{path}: bm25s's files are missing or unreadable ({error}). Index the documents again.") from None
+        if retriever.scores.get('num_docs') != meta['count']:
+            raise IndexFileError(f"{path}: bm25s's files hold {retriever.scores.get('num_docs')} documents, "
+                                 f"{BM25_FILE} {meta['count']}. Index the documents again.")
+        bm25 = cls(k1=retriever.k1, b=retriever.b, method=retriever.method, stemmer=meta['stemmer'])
+        bm25.retriever, bm25.ids = retriever, np.asarray(meta['ids'], dtype=object)
+        return bm25

@@ -11,20 +11,28 @@ Two steps (measured in `bench/cranfield_fusion.py`, README "Hybrid search"):
     hybrid = HybridSearch(learn, learn.index(docs), bm25)
     hybrid.tune(valid_queries, qrels)              # optional: weight and feedback chosen on judged queries
     hybrid.search(['heat transfer in slabs'], k=10).ids
+    hybrid.save('cran_hybrid'); hybrid = HybridSearch.load(learn, 'cran_hybrid')   # index, BM25 and settings
+
+On disk (`save(dir)`): the `DocIndex` files, BM25's in `dir/bm25/` and `hybrid.json` (the weight and feedback
+settings, so a tuned search is reloaded as tuned). `relcollab index --bm25` writes the same folder with the defaults.
 """
+import json
+import shutil
 from itertools import product
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .bm25 import BM25Baseline
+from ..core.atomic import read_json
+from .bm25 import BM25_FILE, BM25Baseline
 from .encode import ENCODE_BS, as_text_list
 from .evaluate import evaluate_run
-from .index import CHUNK_CELLS, DocIndex, SearchResults, check_fingerprint, check_k, top_k
+from .index import CHUNK_CELLS, DocIndex, IndexFileError, SearchResults, check_fingerprint, check_k, top_k
 from .trec import run_frame
 
 __all__ = ['HybridSearch', 'hybrid_scores', 'tune_hybrid', 'check_hybrid_setting', 'rocchio', 'zscore_per_query',
-           'HYBRID_WEIGHT', 'FEEDBACK_DEPTH', 'FEEDBACK_WEIGHT']
+           'save_hybrid_parts', 'load_hybrid_parts', 'HYBRID_WEIGHT', 'FEEDBACK_DEPTH', 'FEEDBACK_WEIGHT']
 
 HYBRID_WEIGHT = 0.7    # the model's share of the fused z-scores
 FEEDBACK_DEPTH = 3     # BM25's top documents that move each query vector (0: no feedback)
@@ -33,6 +41,7 @@ QUERY_CHUNK = 256      # queries scored at once, at most (fewer for large collec
 TUNE_WEIGHTS = tuple(float(w) for w in np.round(np.arange(0.05, 1.0, 0.05), 2))
 TUNE_DEPTHS = (0, 3, 5, 10)
 TUNE_FEEDBACK_WEIGHTS = (0.25, 0.5, 1.0, 2.0)
+BM25_DIR, SETTINGS_FILE = 'bm25', 'hybrid.json'
 
 
 def rocchio(query_vectors: np.ndarray, doc_vectors: np.ndarray, positions: np.ndarray, weight: float = FEEDBACK_WEIGHT,
@@ -161,6 +170,60 @@ def tune_hybrid(query_ids, query_vectors, index: DocIndex, bm25_scores, qrels: p
     return {'weight': weight, 'feedback_depth': feedback_depth, 'feedback_weight': feedback_weight, metric: best_score}
 
 
+def save_hybrid_parts(path, index: DocIndex, bm25: BM25Baseline, weight: float = HYBRID_WEIGHT,
+                      feedback_depth: int = FEEDBACK_DEPTH, feedback_weight: float = FEEDBACK_WEIGHT) -> Path:
+    """Writes `index`, `bm25` (in `path/bm25`) and the settings (`path/hybrid.json`) into directory `path`, first
+    checking that both hold the same documents in the same order. Returns `path`.
+
+    >>> save_hybrid_parts('cran_hybrid', learn.index(docs), BM25Baseline().index(docs['id'], docs['text']))  # doctest: +SKIP
+    """
+    setting = check_hybrid_setting(weight, feedback_depth, feedback_weight)
+    _check_same_documents(index, bm25)
+    path = Path(path)
+    index.save(path)  # (drops the BM25 index and settings of an earlier folder)
+    if (path/BM25_DIR).exists(): shutil.rmtree(path/BM25_DIR)
+    bm25.save(path/BM25_DIR)
+    (path/SETTINGS_FILE).write_text(json.dumps(dict(zip(('weight', 'feedback_depth', 'feedback_weight'), setting)), indent=1),
+                                    encoding='utf-8')
+    return path
+
+
+def load_hybrid_parts(path, backend: str = 'numpy', index: DocIndex | None = None) -> tuple:
+    """`(index, bm25, settings)` from a directory written by `save_hybrid_parts` / `HybridSearch.save` /
+    `relcollab index --bm25` (`index`: the folder's `DocIndex`, already loaded); settings is {} without a
+    hybrid.json. A missing or damaged part raises `IndexFileError` naming it.
+
+    >>> index, bm25, settings = load_hybrid_parts('cran_hybrid')  # doctest: +SKIP
+    """
+    path = Path(path)
+    if index is None: index = DocIndex.load(path, backend=backend)
+    if not (path/BM25_DIR/BM25_FILE).is_file():
+        raise IndexFileError(f"{path}: no BM25 index in it ({path/BM25_DIR/BM25_FILE} is missing): build the folder with "
+                             "`relcollab index ... --bm25` or HybridSearch(...).save, or give the documents "
+                             "(`relcollab search --hybrid DOCS`).")
+    bm25 = BM25Baseline.load(path/BM25_DIR)
+    settings = {}
+    if (path/SETTINGS_FILE).is_file():
+        settings = read_json(path/SETTINGS_FILE, IndexFileError, corrupt='. Delete it to use the defaults.')
+        try:
+            settings = dict(zip(('weight', 'feedback_depth', 'feedback_weight'),
+                                check_hybrid_setting(settings['weight'], settings['feedback_depth'], settings['feedback_weight'])))
+        except (KeyError, TypeError, ValueError) as error:
+            raise IndexFileError(f"{path/SETTINGS_FILE}: needs weight, feedback_depth and feedback_weight as numbers "
+                                 f"({error}). Delete it to use the defaults.") from None
+    try: _check_same_documents(index, bm25)
+    except ValueError as error: raise IndexFileError(f"{path}: {error}") from None
+    return index, bm25, settings
+
+
+def _check_same_documents(index: DocIndex, bm25: BM25Baseline, where: str = ''):
+    if getattr(bm25, 'ids', None) is None: raise ValueError("bm25 has no documents: call bm25.index(ids, texts) first.")
+    if list(bm25.ids) != index.ids:
+        differ = next((i for i, (a, b) in enumerate(zip(bm25.ids, index.ids)) if a != b), min(len(bm25.ids), len(index)))
+        raise ValueError(f"{where}bm25 and index hold different documents ({len(bm25.ids)} and {len(index)}; first "
+                         f"difference at position {differ}): index both from the same documents, same ids in the same order.")
+
+
 class HybridSearch:
     """Searches `index` (`learn.index`) with the model `learn` and `bm25` (a `BM25Baseline` indexed on the same
     documents, same ids in the same order) together: BM25 feedback on the query vectors, then z-score fusion.
@@ -180,11 +243,7 @@ class HybridSearch:
         self.weight, self.feedback_depth, self.feedback_weight = check_hybrid_setting(weight, feedback_depth, feedback_weight)
         if not isinstance(index, DocIndex): raise TypeError(f"index must be a DocIndex (learn.index(docs)), got {type(index).__name__}.")
         check_fingerprint(learn, index)
-        if getattr(bm25, 'ids', None) is None: raise ValueError("bm25 has no documents: call bm25.index(ids, texts) first.")
-        if list(bm25.ids) != index.ids:
-            differ = next((i for i, (a, b) in enumerate(zip(bm25.ids, index.ids)) if a != b), min(len(bm25.ids), len(index)))
-            raise ValueError(f"bm25 and index hold different documents ({len(bm25.ids)} and {len(index)}; first difference "
-                             f"at position {differ}): index both from the same documents, same ids in the same order.")
+        _check_same_documents(index, bm25)
         if index.dim != learn.model.head.dense_features:
             raise ValueError(f"this index holds {index.dim}-dimensional vectors and the model's dense part has "
                              f"{learn.model.head.dense_features} (an index saved before the dense and lexical parts were "
@@ -249,3 +308,22 @@ class HybridSearch:
                              metric=metric, k=k)
         self.weight, self.feedback_depth, self.feedback_weight = chosen['weight'], chosen['feedback_depth'], chosen['feedback_weight']
         return chosen
+
+    def save(self, path) -> Path:
+        """Writes the index, BM25 and the current settings (tuned or given) into directory `path`; `HybridSearch.load`
+        reads them back. Returns `path`.
+
+        >>> hybrid.tune(valid_queries, qrels); hybrid.save('cran_hybrid')  # doctest: +SKIP
+        """
+        return save_hybrid_parts(path, self.index, self.bm25, self.weight, self.feedback_depth, self.feedback_weight)
+
+    @classmethod
+    def load(cls, learn, path, bs: int = ENCODE_BS, bf16: bool = False, **settings) -> 'HybridSearch':
+        """The hybrid search of `learn` over a folder written by `save` or `relcollab index --bm25`, with its saved
+        settings (the defaults where it has none); `settings` (weight, feedback_depth, feedback_weight) override them.
+
+        >>> HybridSearch.load(learn, 'cran_hybrid').search('heat transfer in slabs', k=3).ids  # doctest: +SKIP
+        array([['399', '485', '144']], dtype=object)
+        """
+        index, bm25, saved = load_hybrid_parts(path)
+        return cls(learn, index, bm25, bs=bs, bf16=bf16, **{**saved, **settings})

@@ -293,6 +293,7 @@ class DocIndex:
         meta = {'format_version': INDEX_FORMAT_VERSION, 'dim': self.dim, 'lexical_dim': self.lexical_dim,
                 'count': len(self), 'dtype': 'float32', 'fingerprint': self.fingerprint}
         (path/META_FILE).write_text(json.dumps(meta, indent=1), encoding='utf-8')
+        _drop_hybrid_parts(path)
         return path
 
     @classmethod
@@ -312,6 +313,13 @@ class DocIndex:
                           "rebuild it (learn.index(docs).save(path) or `relcollab index`) for the sparse layout, a "
                           "fraction of the disk, memory and search time.", stacklevel=2)
         return cls(ids, vectors, fingerprint=meta.get('fingerprint'), backend=backend, lexical=lexical)
+
+
+def _drop_hybrid_parts(path: Path):
+    "Removes a BM25 index and hybrid settings (`relcollab.retrieval.hybrid`) left by an earlier index in `path`: they describe other documents."
+    import shutil
+    if (path/'bm25'/'bm25.json').is_file(): shutil.rmtree(path/'bm25')
+    (path/'hybrid.json').unlink(missing_ok=True)
 
 
 def _read_json(path: Path):
