@@ -193,7 +193,29 @@ def test_a_damaged_hybrid_folder_is_a_clear_error(parts, docs, tmp_path):
     (folder/'bm25'/'bm25.json').write_text('{"format_version": 1')
     with pytest.raises(IndexFileError, match=r'bm25.json: not valid JSON'):
         load_hybrid_parts(folder)
+    for broken, message in ((('"stemmer": "english"', '"stemmer": "klingon"'), "no stemmer for the language 'klingon'"),
+                            (('"format_version": 1', '"format_version": "1"'), 'format_version must be a whole number')):
+        bm25.save(folder/'bm25')
+        meta = folder/'bm25'/'bm25.json'
+        meta.write_text(meta.read_text().replace(*broken))
+        with pytest.raises(IndexFileError, match=message):
+            load_hybrid_parts(folder)
+    bm25.save(folder/'bm25')
+    params = folder/'bm25'/'params.index.json'
+    params.write_text(params.read_text().replace('{', '{"a_newer_bm25s_parameter": 1, ', 1))
+    with pytest.raises(IndexFileError, match="bm25s's files are missing, unreadable or from another bm25s version"):
+        load_hybrid_parts(folder)
     bm25.save(folder/'bm25')
     (folder/'bm25'/'data.csc.index.npy').unlink()
-    with pytest.raises(IndexFileError, match="bm25s's files are missing or unreadable"):
+    with pytest.raises(IndexFileError, match="bm25s's files are missing, unreadable"):
         load_hybrid_parts(folder)
+
+
+@pytest.mark.parametrize('method,stemmer', [('lucene', 'english'), ('bm25+', 'english'), ('bm25l', 'french'), ('atire', 'english')])
+def test_bm25_scores_the_same_after_save_and_load(docs, tmp_path, method, stemmer):
+    bm25 = BM25Baseline(k1=1.2, b=0.6, method=method, stemmer=stemmer).index(docs['id'], docs['text'])
+    loaded = BM25Baseline.load(bm25.save(tmp_path/'bm25'))
+    queries = QUERIES + ['the', '', 'wings heating waves']  # a stopword only, nothing, plural forms
+    np.testing.assert_array_equal(loaded.scores(queries), bm25.scores(queries))
+    assert (loaded.language, loaded.retriever.method, loaded.retriever.k1, loaded.retriever.b) == (stemmer, method, 1.2, 0.6)
+    assert loaded.ids.tolist() == docs['id'].tolist()

@@ -22,7 +22,7 @@ __all__ = ['add_retrieval_commands', 'RETRIEVAL_COMMANDS', 'MODEL_HELP', 'check_
            'markdown_table', 'load_split']
 
 METHODS = ('rrf', 'wsum')
-INDEX_BM25 = Path('')  # `--hybrid` without DOCS: the BM25 index saved in the index folder
+INDEX_BM25 = object()  # `--hybrid` without DOCS: the BM25 index saved in the index folder (argparse passes const as is)
 
 
 def read_id_texts(path: Path, id_col: str, text_col: str):
@@ -70,7 +70,8 @@ def add_retrieval_commands(commands):
     search.add_argument('--hybrid', type=Path, metavar='DOCS', nargs='?', const=INDEX_BM25,
                         help='search with BM25 too (HybridSearch: BM25 feedback on the query vectors, z-score fusion): '
                              'the documents file the index was built from (same ids, same order; --id-col/--text-col), '
-                             'or nothing for the BM25 index in the index folder (`relcollab index --bm25`, HybridSearch.save)')
+                             'or nothing for the BM25 index in the index folder (`relcollab index --bm25`, HybridSearch.save); '
+                             'put MODEL and QUERIES before --hybrid')
     search.add_argument('--hybrid-weight', type=float, default=None,
                         help="with --hybrid: the model's share of the fusion, 0..1 (default: the index folder's "
                              "hybrid.json, else 0.7)")
@@ -163,14 +164,14 @@ def _hybrid_inputs(args, index) -> tuple:
         return None, {}
     if args.backend == 'faiss': raise RelevanceDataError("--hybrid scores every document exactly: leave out --backend faiss.")
     saved = {}
-    if args.hybrid == INDEX_BM25:
+    if args.hybrid is INDEX_BM25:
         try: _, bm25, saved = load_hybrid_parts(args.index, index=index)
         except ValueError as error: raise RelevanceDataError(f"--hybrid: {error}") from None
     options = {**saved, **options}
     try: check_hybrid_setting(options.get('weight', HYBRID_WEIGHT), options.get('feedback_depth', FEEDBACK_DEPTH),
                               options.get('feedback_weight', FEEDBACK_WEIGHT))
     except ValueError as error: raise RelevanceDataError(f"--hybrid: {error}") from None
-    if args.hybrid == INDEX_BM25: return bm25, options
+    if args.hybrid is INDEX_BM25: return bm25, options
     docs = read_id_texts(args.hybrid, args.id_col, args.text_col)
     ids = docs[args.id_col].tolist()
     if ids != index.ids:

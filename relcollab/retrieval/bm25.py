@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.atomic import read_json
+from ..core.atomic import atomic_write, read_json
 from .encode import as_text_list
 from .index import IndexFileError, SearchResults, check_doc_ids, check_k, top_k
 
@@ -89,7 +89,7 @@ class BM25Baseline:
         self.retriever.save(path, show_progress=False)
         meta = {'format_version': BM25_FORMAT_VERSION, 'count': len(self.ids), 'stemmer': self.language,
                 'ids': [str(i) for i in self.ids]}
-        (path/BM25_FILE).write_text(json.dumps(meta), encoding='utf-8')
+        atomic_write(path/BM25_FILE, lambda handle: handle.write(json.dumps(meta).encode('utf-8')))  # last: the marker
         return path
 
     @classmethod
@@ -105,18 +105,28 @@ class BM25Baseline:
                          corrupt='. Index the documents again.')
         if not isinstance(meta, dict) or not {'format_version', 'count', 'stemmer', 'ids'} <= set(meta):
             raise IndexFileError(f"{path/BM25_FILE}: needs format_version, count, stemmer and ids. Index the documents again.")
+        if not isinstance(meta['format_version'], int) or not isinstance(meta['stemmer'], str):
+            raise IndexFileError(f"{path/BM25_FILE}: format_version must be a whole number and stemmer a language name. "
+                                 "Index the documents again.")
         if meta['format_version'] > BM25_FORMAT_VERSION:
             raise IndexFileError(f"{path/BM25_FILE}: format version {meta['format_version']} was written by a newer "
                                  f"relcollab (this one reads up to {BM25_FORMAT_VERSION}). Upgrade relcollab or index again.")
         if not isinstance(meta['ids'], list) or len(meta['ids']) != meta['count']:
             raise IndexFileError(f"{path/BM25_FILE}: expected {meta['count']} ids. Index the documents again.")
+        try: ids = check_doc_ids(meta['ids'], source=str(path/BM25_FILE))
+        except ValueError as error: raise IndexFileError(f"{error} Index the documents again.") from None
         try:
             retriever = bm25s.BM25.load(path, show_progress=False)
-        except (OSError, ValueError, EOFError, KeyError) as error:
-            raise IndexFileError(f"{path}: bm25s's files are missing or unreadable ({error}). Index the documents again.") from None
+        except (OSError, ValueError, EOFError, KeyError, TypeError, AttributeError) as error:
+            raise IndexFileError(f"{path}: bm25s's files are missing, unreadable or from another bm25s version "
+                                 f"({type(error).__name__}: {error}). Index the documents again.") from None
         if retriever.scores.get('num_docs') != meta['count']:
             raise IndexFileError(f"{path}: bm25s's files hold {retriever.scores.get('num_docs')} documents, "
                                  f"{BM25_FILE} {meta['count']}. Index the documents again.")
-        bm25 = cls(k1=retriever.k1, b=retriever.b, method=retriever.method, stemmer=meta['stemmer'])
-        bm25.retriever, bm25.ids = retriever, np.asarray(meta['ids'], dtype=object)
+        try:
+            bm25 = cls(k1=retriever.k1, b=retriever.b, method=retriever.method, stemmer=meta['stemmer'])
+        except KeyError:
+            raise IndexFileError(f"{path/BM25_FILE}: no stemmer for the language {meta['stemmer']!r} in this "
+                                 "PyStemmer. Index the documents again.") from None
+        bm25.retriever, bm25.ids = retriever, np.asarray(ids, dtype=object)
         return bm25

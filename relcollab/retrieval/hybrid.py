@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..core.atomic import read_json
+from ..core.atomic import atomic_write, read_json
 from .bm25 import BM25_FILE, BM25Baseline
 from .encode import ENCODE_BS, as_text_list
 from .evaluate import evaluate_run
@@ -181,10 +181,10 @@ def save_hybrid_parts(path, index: DocIndex, bm25: BM25Baseline, weight: float =
     _check_same_documents(index, bm25)
     path = Path(path)
     index.save(path)  # (drops the BM25 index and settings of an earlier folder)
-    if (path/BM25_DIR).exists(): shutil.rmtree(path/BM25_DIR)
-    bm25.save(path/BM25_DIR)
-    (path/SETTINGS_FILE).write_text(json.dumps(dict(zip(('weight', 'feedback_depth', 'feedback_weight'), setting)), indent=1),
-                                    encoding='utf-8')
+    if (path/BM25_DIR).exists(): shutil.rmtree(path/BM25_DIR)  # (a half-written one)
+    settings = json.dumps(dict(zip(('weight', 'feedback_depth', 'feedback_weight'), setting)), indent=1)
+    atomic_write(path/SETTINGS_FILE, lambda handle: handle.write(settings.encode('utf-8')))
+    bm25.save(path/BM25_DIR)  # its bm25.json last: a folder killed before it has no BM25, never BM25 without its settings
     return path
 
 

@@ -316,9 +316,12 @@ class DocIndex:
 
 
 def _drop_hybrid_parts(path: Path):
-    "Removes a BM25 index and hybrid settings (`relcollab.retrieval.hybrid`) left by an earlier index in `path`: they describe other documents."
+    """Removes a BM25 index and hybrid settings (`relcollab.retrieval.hybrid`) left by an earlier index in `path`: they
+    describe other documents. (The names are hybrid.py's BM25_DIR, SETTINGS_FILE and bm25.py's BM25_FILE, spelled out:
+    both modules import this one.)"""
     import shutil
-    if (path/'bm25'/'bm25.json').is_file(): shutil.rmtree(path/'bm25')
+    if (path/'bm25').is_dir() and ((path/'bm25'/'bm25.json').is_file() or (path/'bm25'/'params.index.json').is_file()):
+        shutil.rmtree(path/'bm25')
     (path/'hybrid.json').unlink(missing_ok=True)
 
 
