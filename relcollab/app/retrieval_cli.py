@@ -56,7 +56,8 @@ def add_retrieval_commands(commands):
     add_id_text_file(index, 'docs')
     index.add_argument('--out', type=Path, required=True, help='index directory to write')
     index.add_argument('--bm25', action='store_true',
-                       help='index the documents with BM25 too, into OUT/bm25, for `relcollab search --hybrid` without DOCS')
+                       help='index the documents with BM25 too, into OUT/bm25 (and the default hybrid settings into '
+                            'OUT/hybrid.json), for `relcollab search --hybrid` without DOCS')
     add_bs(index)
     add_bf16(index)
     add_id_text_columns(index)
@@ -73,13 +74,13 @@ def add_retrieval_commands(commands):
                              'or nothing for the BM25 index in the index folder (`relcollab index --bm25`, HybridSearch.save); '
                              'put MODEL and QUERIES before --hybrid')
     search.add_argument('--hybrid-weight', type=float, default=None,
-                        help="with --hybrid: the model's share of the fusion, 0..1 (default: the index folder's "
-                             "hybrid.json, else 0.7)")
+                        help="with --hybrid: the model's share of the fusion, 0..1 (default: with --hybrid and no DOCS, "
+                             "the index folder's hybrid.json; otherwise 0.7)")
     search.add_argument('--feedback-depth', type=int, default=None,
                         help="with --hybrid: BM25's top documents that move each query vector, 0 for none (default: "
-                             "hybrid.json's, else 3)")
+                             "with no DOCS, hybrid.json's; otherwise 3)")
     search.add_argument('--feedback-weight', type=float, default=None,
-                        help="with --hybrid: how far they move it (default: hybrid.json's, else 1.0)")
+                        help="with --hybrid: how far they move it (default: with no DOCS, hybrid.json's; otherwise 1.0)")
     search.add_argument('--backend', choices=BACKENDS, default='numpy',
                         help='numpy: exact search of the dense and lexical parts (default); faiss: an exact faiss '
                              'inner-product index, for models without a lexical channel (pip install faiss-cpu)')
