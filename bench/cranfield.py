@@ -169,13 +169,10 @@ def train_relcollab(data, fit_ids, valid_ids, lm, workdir: Path, in_batch=True, 
     return learn
 
 
-def save_vectors(folder: Path, row: str, learn, docs, valid_q, test_q):
-    "The model's vectors for the documents and both query sets, in `folder/<row as a file name>.npz`."
-    with learn.no_bar():
-        vectors = {'docs': learn.encode(docs, side='doc'), 'valid': learn.encode(valid_q, side='query'),
-                   'test': learn.encode(test_q, side='query')}
+def save_vectors(folder: Path, row: str, learn, doc_vectors, query_vectors: dict):
+    "The model's vectors for the documents and each query set ({'valid': ..., 'test': ...}), in `folder/<row>.npz`."
     name = re.sub(r'[^A-Za-z0-9]+', '-', row).strip('-')
-    np.savez(folder / f'{name}.npz', dense_size=dense_size(learn), **vectors)
+    np.savez(folder / f'{name}.npz', dense_size=dense_size(learn), docs=doc_vectors, **query_vectors)
 
 
 def dense_size(learn) -> int:
@@ -183,19 +180,27 @@ def dense_size(learn) -> int:
     return learn.model.head.out_features - learn.model.head.n_lexical
 
 
-def scores_of_part(learn, docs, queries, part) -> np.ndarray:
-    """Dot products of some dimensions only: the first `part` (an int: the dense part of a lexical model) or the
-    `part` slice (`slice(dense_size(learn), None)`: the lexical term weights)."""
-    part = slice(None, part) if isinstance(part, int) else part
+def model_vectors(learn, docs, queries: dict) -> tuple:
+    "The model's document vectors and each query set's ({name: texts} -> {name: vectors}), each text encoded once."
     with learn.no_bar():
-        return learn.encode(queries, side='query')[:, part] @ learn.encode(docs, side='doc')[:, part].T
+        return learn.encode(docs, side='doc'), {name: learn.encode(texts, side='query') for name, texts in queries.items()}
+
+
+def part_scores(query_vectors, doc_vectors, part=None) -> np.ndarray:
+    """Dot products of all dimensions (`part` None), the first `part` (an int: the dense part of a lexical model) or
+    the `part` slice (`slice(dense_size(learn), None)`: the lexical term weights)."""
+    part = slice(None) if part is None else slice(None, part) if isinstance(part, int) else part
+    return query_vectors[:, part] @ doc_vectors[:, part].T
+
+
+def scores_of_part(learn, docs, queries, part) -> np.ndarray:
+    "`part_scores` of freshly encoded queries and documents."
+    doc_vectors, query_vectors = model_vectors(learn, docs, {'queries': queries})
+    return part_scores(query_vectors['queries'], doc_vectors, part)
 
 
 def relcollab_scores(learn, docs, queries) -> np.ndarray:
-    with learn.no_bar():
-        doc_vectors = learn.encode(docs, side='doc')
-        query_vectors = learn.encode(queries, side='query')
-    return query_vectors @ doc_vectors.T
+    return scores_of_part(learn, docs, queries, None)
 
 
 def best_fusion(name_runs_valid, name_runs_test, qrels, name='relcollab'):
@@ -330,15 +335,15 @@ def main(argv=None):
             train_seconds = time.time() - start
             label = name + (', teacher' if with_teacher is not None else '') + (', word vectors' if wv else '') + ssl
             row = first_row if i == 0 else f'relcollab ({label})'
-            scores = {split: relcollab_scores(learn, docs, q) for split, q in (('valid', valid_q), ('test', test_q))}
-            if args.save_vectors: save_vectors(args.save_vectors, row, learn, docs, valid_q, test_q)
+            doc_vectors, query_vectors = model_vectors(learn, docs, {'valid': valid_q, 'test': test_q})
+            if args.save_vectors: save_vectors(args.save_vectors, row, learn, doc_vectors, query_vectors)
             parts = [(row, None)] + ([(f'{row}: its dense part alone', dense_size(learn)),
                                       (f'{row}: its lexical part alone', slice(dense_size(learn), None))]
                                      if learn.model.head.n_lexical else [])
             for part_row, size in parts:
                 (metrics, test_run), (valid_metrics, valid_run) = (
-                    evaluate(results_from_scores(scores[split] if size is None else scores_of_part(learn, docs, q, size), doc_ids), ids, qrels)
-                    for split, q, ids in (('test', test_q, test_ids), ('valid', valid_q, valid_ids)))
+                    evaluate(results_from_scores(part_scores(query_vectors[split], doc_vectors, size), doc_ids), ids, qrels)
+                    for split, ids in (('test', test_ids), ('valid', valid_ids)))
                 table[part_row] = {**metrics, 'valid ndcg@10': valid_metrics['ndcg@10']}
                 seconds[part_row] = lm_seconds[wv] + train_seconds
                 print(f"{part_row}: test {metrics}, valid ndcg@10 {valid_metrics['ndcg@10']:.3f}, {train_seconds:.0f} s", flush=True)

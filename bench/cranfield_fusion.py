@@ -64,6 +64,7 @@ def feedback(queries: np.ndarray, docs: np.ndarray, ranking_scores: np.ndarray, 
 class Study:
     "Scores on both query sets; `ndcg(scores)` evaluates a (valid, test) pair of score matrices."
     def __init__(self, fold: int):
+        self.fold = fold
         self.data, (_, self.valid_ids, self.test_ids), self.qrels = load_fold(fold)
         self.doc_ids = self.data.docs['doc_id'].tolist()
         text_of = self.data.queries.set_index('query_id')['text']
@@ -131,16 +132,28 @@ def study_model(study: Study, vectors, dense: int | None) -> dict:
     return rows
 
 
-def study_hybrid(study: Study, vectors, cols: slice, dense: int | None) -> dict:
-    "`relcollab.retrieval.hybrid` on the saved vectors: with its defaults, and tuned on the validation queries."
+def saved_index(study: Study, vectors, cols: slice = slice(None), dense: int | None = None) -> tuple:
+    """(a `DocIndex` of the saved document vectors' `cols`, {split: (dense, lexical or None) query parts}): the
+    inputs of `hybrid_scores`; `dense` is how many leading columns are the dense part (None: all of them)."""
     dense = vectors['docs'][:, cols].shape[1] if dense is None else min(dense, vectors['docs'][:, cols].shape[1])
     def split_parts(matrix):
         matrix = matrix[:, cols]
         lexical = sparse.csr_matrix(matrix[:, dense:]) if matrix.shape[1] > dense else None
         return np.ascontiguousarray(matrix[:, :dense]), lexical
     doc_dense, doc_lexical = split_parts(vectors['docs'])
-    index = DocIndex(study.doc_ids, doc_dense, lexical=doc_lexical)
-    queries = {split: split_parts(vectors[split]) for split, _ in study.splits()}
+    return (DocIndex(study.doc_ids, doc_dense, lexical=doc_lexical),
+            {split: split_parts(vectors[split]) for split, _ in study.splits()})
+
+
+def saved_dense_size(vectors) -> int | None:
+    "The dense part's size of a saved model with a lexical part; None for a model (or teacher) with only a dense part."
+    if 'dense_size' in vectors and int(vectors['dense_size']) < vectors['docs'].shape[1]: return int(vectors['dense_size'])
+    return None
+
+
+def study_hybrid(study: Study, vectors, cols: slice, dense: int | None) -> dict:
+    "`relcollab.retrieval.hybrid` on the saved vectors: with its defaults, and tuned on the validation queries."
+    index, queries = saved_index(study, vectors, cols, dense)
     def scores(**setting):
         return {split: hybrid_scores(queries[split][0], index, study.bm25[split], query_lexical=queries[split][1], **setting)
                 for split, _ in study.splits()}
@@ -152,27 +165,31 @@ def study_hybrid(study: Study, vectors, cols: slice, dense: int | None) -> dict:
                                                          'w {weight}, m {feedback_depth}, beta {feedback_weight}'.format(**setting))}
 
 
+def saved_study(folder: Path) -> Study:
+    "The `Study` of the fold whose vectors `folder` holds (bench/cranfield.py --save-vectors), its ids checked."
+    saved = json.loads((folder / 'ids.json').read_text())
+    study = Study(saved['fold'])
+    for name, ids in (('doc_ids', study.doc_ids), ('valid_ids', study.valid_ids), ('test_ids', study.test_ids)):
+        if saved[name] != [str(i) for i in ids]:
+            raise SystemExit(f"{folder / 'ids.json'}: its {name} are not this Cranfield's fold {saved['fold']} "
+                             f"(another data set or split): save the vectors again with bench/cranfield.py.")
+    return study
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('folder', type=Path, help="bench/cranfield.py --save-vectors's folder")
     parser.add_argument('--models', nargs='*', default=None, help='file stems in the folder (default: all)')
     args = parser.parse_args(argv)
     warnings.simplefilter('ignore')
-    saved = json.loads((args.folder / 'ids.json').read_text())
-    study = Study(saved['fold'])
-    for name, ids in (('doc_ids', study.doc_ids), ('valid_ids', study.valid_ids), ('test_ids', study.test_ids)):
-        if saved[name] != [str(i) for i in ids]:
-            raise SystemExit(f"{args.folder / 'ids.json'}: its {name} are not this Cranfield's fold {saved['fold']} "
-                             f"(another data set or split): save the vectors again with bench/cranfield.py.")
-    fold = saved['fold']
+    study = saved_study(args.folder)
     bm25 = study.ndcg(study.bm25)
-    print(f'Cranfield fold {fold}: BM25 {bm25[0]:.3f} ({bm25[1]:.3f}); nDCG@10 test (validation)\n')
+    print(f'Cranfield fold {study.fold}: BM25 {bm25[0]:.3f} ({bm25[1]:.3f}); nDCG@10 test (validation)\n')
     print('| model | ranking | nDCG@10 | chosen on validation |\n|---|---|---|---|')
     paths = sorted(args.folder.glob('*.npz')) if args.models is None else [args.folder / f'{m}.npz' for m in args.models]
     for path in paths:
         vectors = np.load(path)
-        dense = int(vectors['dense_size']) if 'dense_size' in vectors and int(vectors['dense_size']) < vectors['docs'].shape[1] else None
-        for label, (test, valid, choice) in study_model(study, vectors, dense).items():
+        for label, (test, valid, choice) in study_model(study, vectors, saved_dense_size(vectors)).items():
             print(f'| {path.stem} | {label} | {test:.3f} ({valid:.3f}) | {choice} |', flush=True)
 
 

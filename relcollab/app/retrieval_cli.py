@@ -157,7 +157,8 @@ def _hybrid_inputs(args, index) -> tuple:
     the index; (None, {}) without --hybrid. Without DOCS, BM25 and the settings come from the index folder (options
     given override its settings). Raises RelevanceDataError naming the option or the file."""
     from ..retrieval.bm25 import BM25Baseline
-    from ..retrieval.hybrid import FEEDBACK_DEPTH, FEEDBACK_WEIGHT, HYBRID_WEIGHT, check_hybrid_setting, load_hybrid_parts
+    from ..retrieval.hybrid import (FEEDBACK_DEPTH, FEEDBACK_WEIGHT, HYBRID_WEIGHT, check_hybrid_setting, first_difference,
+                                    load_hybrid_parts)
     options = {name: value for name, value in (('weight', args.hybrid_weight), ('feedback_depth', args.feedback_depth),
                                                 ('feedback_weight', args.feedback_weight)) if value is not None}
     if args.hybrid is None:
@@ -175,8 +176,8 @@ def _hybrid_inputs(args, index) -> tuple:
     if args.hybrid is INDEX_BM25: return bm25, options
     docs = read_id_texts(args.hybrid, args.id_col, args.text_col)
     ids = docs[args.id_col].tolist()
-    if ids != index.ids:
-        differ = next((i for i, (a, b) in enumerate(zip(ids, index.ids)) if a != b), min(len(ids), len(index)))
+    differ = first_difference(ids, index.ids)
+    if differ is not None:
         raise RelevanceDataError(f"--hybrid {args.hybrid}: its {len(ids)} documents are not the index's {len(index)} in "
                                  f"the same order (first difference at row {differ + 1}); pass the file the index was "
                                  f"built from (`relcollab index`).")

@@ -42,6 +42,7 @@ TUNE_WEIGHTS = tuple(float(w) for w in np.round(np.arange(0.05, 1.0, 0.05), 2))
 TUNE_DEPTHS = (0, 3, 5, 10)
 TUNE_FEEDBACK_WEIGHTS = (0.25, 0.5, 1.0, 2.0)
 BM25_DIR, SETTINGS_FILE = 'bm25', 'hybrid.json'
+SETTING_NAMES = ('weight', 'feedback_depth', 'feedback_weight')  # HybridSearch's settings, as hybrid.json keeps them
 
 
 def rocchio(query_vectors: np.ndarray, doc_vectors: np.ndarray, positions: np.ndarray, weight: float = FEEDBACK_WEIGHT,
@@ -182,7 +183,7 @@ def save_hybrid_parts(path, index: DocIndex, bm25: BM25Baseline, weight: float =
     path = Path(path)
     index.save(path)  # (drops the BM25 index and settings of an earlier folder)
     if (path/BM25_DIR).exists(): shutil.rmtree(path/BM25_DIR)  # (a half-written one)
-    settings = json.dumps(dict(zip(('weight', 'feedback_depth', 'feedback_weight'), setting)), indent=1)
+    settings = json.dumps(dict(zip(SETTING_NAMES, setting)), indent=1)
     atomic_write(path/SETTINGS_FILE, lambda handle: handle.write(settings.encode('utf-8')))
     bm25.save(path/BM25_DIR)  # its bm25.json last: a folder killed before it has no BM25, never BM25 without its settings
     return path
@@ -205,9 +206,7 @@ def load_hybrid_parts(path, backend: str = 'numpy', index: DocIndex | None = Non
     settings = {}
     if (path/SETTINGS_FILE).is_file():
         settings = read_json(path/SETTINGS_FILE, IndexFileError, corrupt='. Delete it to use the defaults.')
-        try:
-            settings = dict(zip(('weight', 'feedback_depth', 'feedback_weight'),
-                                check_hybrid_setting(settings['weight'], settings['feedback_depth'], settings['feedback_weight'])))
+        try: settings = dict(zip(SETTING_NAMES, check_hybrid_setting(*(settings[name] for name in SETTING_NAMES))))
         except (KeyError, TypeError, ValueError) as error:
             raise IndexFileError(f"{path/SETTINGS_FILE}: needs weight, feedback_depth and feedback_weight as numbers "
                                  f"({error}). Delete it to use the defaults.") from None
@@ -216,11 +215,23 @@ def load_hybrid_parts(path, backend: str = 'numpy', index: DocIndex | None = Non
     return index, bm25, settings
 
 
-def _check_same_documents(index: DocIndex, bm25: BM25Baseline, where: str = ''):
+def first_difference(ids: list, other_ids: list) -> int | None:
+    """The first position where two id lists differ (the shorter one's length when one continues the other), None
+    when they are equal.
+
+    >>> first_difference(['a', 'b'], ['a', 'c']), first_difference(['a'], ['a', 'b']), first_difference(['a'], ['a'])
+    (1, 1, None)
+    """
+    ids, other_ids = list(ids), list(other_ids)
+    if ids == other_ids: return None
+    return next((i for i, (a, b) in enumerate(zip(ids, other_ids)) if a != b), min(len(ids), len(other_ids)))
+
+
+def _check_same_documents(index: DocIndex, bm25: BM25Baseline):
     if getattr(bm25, 'ids', None) is None: raise ValueError("bm25 has no documents: call bm25.index(ids, texts) first.")
-    if list(bm25.ids) != index.ids:
-        differ = next((i for i, (a, b) in enumerate(zip(bm25.ids, index.ids)) if a != b), min(len(bm25.ids), len(index)))
-        raise ValueError(f"{where}bm25 and index hold different documents ({len(bm25.ids)} and {len(index)}; first "
+    differ = first_difference(bm25.ids, index.ids)
+    if differ is not None:
+        raise ValueError(f"bm25 and index hold different documents ({len(bm25.ids)} and {len(index)}; first "
                          f"difference at position {differ}): index both from the same documents, same ids in the same order.")
 
 
